@@ -1,0 +1,168 @@
+"""Finding, checking, loading and writing checkpoints in the official DeepSeek-OCR layout.
+
+A checkpoint is a directory with the published ``config.json``, one or more safetensors files (single
+``model.safetensors``, or shards listed in ``model.safetensors.index.json``) and the tokenizer files. It
+is given as a local path or a hub id, optionally pinned as ``owner/name@revision``. No remote code runs.
+
+Loading builds the model on the meta device and then moves one tensor at a time from the memory-mapped
+files into place, so a 6.7 GB checkpoint never exists twice in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from dsocr.config import ModelConfig
+from dsocr.model.deepseek_ocr import DeepseekOCR, official_name
+
+OFFICIAL_MODEL_ID = "deepseek-ai/DeepSeek-OCR"
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+#: Tensors some re-saved checkpoints carry that the model rebuilds itself (CLIP's position_ids buffer).
+IGNORED_TENSORS = frozenset({"model.vision_model.embeddings.position_ids"})
+_HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*"]
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be found or does not match the model it claims to be."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a checkpoint came from, for lineage in everything built from it."""
+
+    path: Path
+    model_id: str
+    revision: str | None
+
+
+def resolve(model: str, revision: str | None = None) -> Source:
+    """A local checkpoint directory, or a hub id downloaded (or found in the hub cache) at ``revision``."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return Source(path.resolve(), str(path.resolve()), None)
+    if path.exists() or not _HUB_ID.fullmatch(model):
+        raise CheckpointError(f"{model}: not a checkpoint directory or a hub id like {OFFICIAL_MODEL_ID}")
+    repo_id, _, pinned = model.partition("@")
+    revision = revision or pinned or None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        local = snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_PATTERNS)
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise CheckpointError(
+            f"could not fetch {repo_id}@{revision or 'main'} from the hub, and it is not in the local hub cache "
+            f"({type(err).__name__}); pass a local checkpoint directory instead"
+        ) from None
+    return Source(Path(local), repo_id, Path(local).name)
+
+
+def safetensors_files(directory: Path) -> list[Path]:
+    """The weight files of a checkpoint directory, from its index if it has one."""
+    index = directory / INDEX_FILE
+    if index.is_file():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        files = [directory / name for name in dict.fromkeys(weight_map.values())]
+    else:
+        files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{directory}: no safetensors files")
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise CheckpointError(f"{directory}: the index names missing files {missing}")
+    return files
+
+
+def _tensor_locations(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...]]]:
+    """Every tensor name in ``files`` → (file, shape), read from the headers only."""
+    locations = {}
+    for file in files:
+        with safe_open(file, framework="pt") as handle:
+            for name in handle.keys():
+                locations[name] = (file, tuple(handle.get_slice(name).get_shape()))
+    return locations
+
+
+def load_model(
+    source: str | Path | Source,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    parts: tuple[str, ...] = ("encoder", "decoder"),
+) -> DeepseekOCR:
+    """Load the checkpoint's weights into a ``DeepseekOCR``; only ``parts`` get weights (the rest stays on meta).
+
+    Every expected tensor is checked before any is loaded: missing, unexpected and mis-shaped tensors are
+    reported together in one ``CheckpointError``.
+    """
+    if not isinstance(source, Source):
+        source = resolve(str(source))
+    config = ModelConfig.from_file(source.path / "config.json")
+    with torch.device("meta"):
+        model = DeepseekOCR(config)
+    params = {official_name(name): (name, p) for name, p in model.named_parameters()}
+    wanted = {k: v for k, v in params.items() if v[0].split(".", 1)[0] in parts}
+
+    locations = _tensor_locations(safetensors_files(source.path))
+    missing = sorted(set(wanted) - set(locations))
+    unexpected = sorted(set(locations) - set(params) - IGNORED_TENSORS)
+    misshaped = [
+        f"{name}: checkpoint {list(locations[name][1])}, model {list(p.shape)}"
+        for name, (_, p) in wanted.items()
+        if name in locations and locations[name][1] != tuple(p.shape)
+    ]
+    if missing or unexpected or misshaped:
+        report = [f"{source.path} does not match its config.json:"]
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
+            if items:
+                report.append(f"  {len(items)} {title}: " + ", ".join(items[:20]) + (" …" if len(items) > 20 else ""))
+        raise CheckpointError("\n".join(report))
+
+    by_file: dict[Path, list[str]] = {}
+    for name in wanted:
+        by_file.setdefault(locations[name][0], []).append(name)
+    for file, names in by_file.items():
+        with safe_open(file, framework="pt", device="cpu") as handle:
+            for name in names:
+                _set_parameter(model, wanted[name][0], handle.get_tensor(name).to(device=device, dtype=dtype))
+    return model.eval().requires_grad_(False)
+
+
+def _set_parameter(model: nn.Module, name: str, value: torch.Tensor) -> None:
+    module_name, _, attr = name.rpartition(".")
+    model.get_submodule(module_name)._parameters[attr] = nn.Parameter(value, requires_grad=False)
+
+
+def save_model(model: DeepseekOCR, directory: Path, max_shard_bytes: int | None = None) -> None:
+    """Write the weights with official tensor names, bf16 as published unless the model is in another dtype.
+
+    Always writes ``model.safetensors.index.json`` like the official repo (one shard unless
+    ``max_shard_bytes`` splits them).
+    """
+    tensors = {official_name(name): p.detach().contiguous() for name, p in model.named_parameters()}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if max_shard_bytes and shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][name] = tensor
+        size += nbytes
+    weight_map = {}
+    for i, shard in enumerate(shards, start=1):
+        file_name = f"model-{i:05d}-of-{len(shards):06d}.safetensors"
+        save_file(shard, str(directory / file_name), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, file_name))
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")

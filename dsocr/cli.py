@@ -1,0 +1,133 @@
+"""The ``dsocr`` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from dsocr.checkpoint import OFFICIAL_MODEL_ID, CheckpointError
+from dsocr.preprocess import MODES
+from dsocr.prompts import PROMPTS
+
+SAMPLE_PAGE = Path(__file__).parent / "samples" / "sample-page.png"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (CheckpointError, ValueError, FileNotFoundError) as err:
+        print(f"dsocr: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dsocr", description="DeepSeek-OCR: serve and run OCR on documents.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ocr = commands.add_parser("ocr", help="OCR one image; prints the generated text", description=(
+        "OCR one image and print the raw generated text (special tokens kept) on stdout; statistics go to stderr."
+    ))
+    ocr.add_argument("image", type=Path)
+    _add_model_options(ocr)
+    _add_generation_options(ocr)
+    ocr.set_defaults(run=_run_ocr)
+
+    checkpoint = commands.add_parser("checkpoint", help="make checkpoints")
+    checkpoint_commands = checkpoint.add_subparsers(dest="checkpoint_command", required=True, metavar="KIND")
+    tiny = checkpoint_commands.add_parser("tiny", help="write a small deterministic random checkpoint in the official layout")
+    tiny.add_argument("directory", type=Path)
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--max-shard-bytes", type=int, default=None, help="split the weights into shards of at most this size")
+    tiny.set_defaults(run=_run_tiny)
+
+    demo = commands.add_parser("demo", help="OCR the bundled sample page with the real model, or a tiny one offline")
+    demo.add_argument("--model", default=OFFICIAL_MODEL_ID)
+    demo.add_argument("--work-dir", type=Path, default=Path("out"), help="where the offline tiny checkpoint goes")
+    _add_generation_options(demo, max_new_tokens=64)
+    demo.add_argument("--device", default="cpu")
+    demo.set_defaults(run=_run_demo)
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=OFFICIAL_MODEL_ID, help="checkpoint directory or hub id[@revision]")
+    parser.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default: bf16 on CUDA, fp32 on CPU")
+
+
+def _add_generation_options(parser: argparse.ArgumentParser, max_new_tokens: int = 8192) -> None:
+    parser.add_argument("--mode", choices=sorted(MODES), default="gundam")
+    parser.add_argument("--prompt", default="markdown", help=f"one of {', '.join(PROMPTS)} or custom text")
+    parser.add_argument("--ref", default=None, help="the text the 'locate' prompt looks for")
+    parser.add_argument("--max-new-tokens", type=_positive, default=max_new_tokens)
+    parser.add_argument("--max-tiles", type=int, default=6, help="largest Gundam tile count (the HF script uses 9)")
+    parser.add_argument("--ngram-size", type=int, default=30, help="no-repeat n-gram size; 0 turns the rule off")
+    parser.add_argument("--ngram-window", type=int, default=90, help="generated tokens the no-repeat rule looks back over")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _recognize(model, image: Path, args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    result = model.recognize(
+        image, mode=args.mode, prompt=args.prompt, ref=args.ref, max_new_tokens=args.max_new_tokens,
+        max_tiles=args.max_tiles, ngram_size=args.ngram_size, ngram_window=args.ngram_window,
+    )
+    elapsed = time.perf_counter() - started
+    print(result.text)
+    print(
+        f"vision_tokens={result.vision_tokens} prompt_tokens={result.prompt_tokens} "
+        f"generated_tokens={result.generated_tokens} compression_ratio={result.compression_ratio:.3f} "
+        f"finish_reason={result.finish_reason} seconds={elapsed:.2f}",
+        file=sys.stderr,
+    )
+
+
+def _run_ocr(args: argparse.Namespace) -> int:
+    from dsocr.inference import DTYPES, OcrModel
+
+    if not args.image.is_file():
+        raise FileNotFoundError(f"{args.image}: no such file")
+    dtype = DTYPES[args.dtype] if args.dtype else None
+    _recognize(OcrModel.load(args.model, args.revision, args.device, dtype), args.image, args)
+    return 0
+
+
+def _run_tiny(args: argparse.Namespace) -> int:
+    from dsocr.tiny import write_tiny_checkpoint
+
+    directory = write_tiny_checkpoint(args.directory, seed=args.seed, max_shard_bytes=args.max_shard_bytes)
+    print(directory)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from dsocr.inference import OcrModel
+    from dsocr.tiny import write_tiny_checkpoint
+
+    try:
+        model = OcrModel.load(args.model, device=args.device)
+        print(f"dsocr demo: using {args.model}", file=sys.stderr)
+    except CheckpointError as err:
+        tiny = write_tiny_checkpoint(args.work_dir / "tiny-checkpoint")
+        print(f"dsocr demo: {err}\ndsocr demo: falling back to the random tiny checkpoint {tiny}; "
+              "its text is noise, the pipeline is real", file=sys.stderr)
+        model = OcrModel.load(str(tiny), device=args.device)
+    _recognize(model, SAMPLE_PAGE, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""One page in, text out: preprocessing, DeepEncoder, prompt assembly and greedy decoding together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from dsocr.checkpoint import Source, load_model, resolve
+from dsocr.generate import greedy_generate
+from dsocr.model.deepseek_ocr import DeepseekOCR
+from dsocr.ngram import default_rule
+from dsocr.preprocess import PreparedImage, prepare_image
+from dsocr.prompts import build_input_ids, resolve_prompt
+from dsocr.tokenizer import Tokenizer
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Recognition:
+    text: str  # special tokens kept: tables and grounding tags are special tokens
+    token_ids: list[int]
+    finish_reason: str  # "eos" or "length"
+    vision_tokens: int  # positions the page takes in the decoder input (newlines and separator included)
+    prompt_tokens: int
+
+    @property
+    def generated_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def compression_ratio(self) -> float:
+        """Text tokens per vision token, the paper's measure of optical compression."""
+        return self.generated_tokens / self.vision_tokens
+
+
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
+class OcrModel:
+    def __init__(self, model: DeepseekOCR, tokenizer: Tokenizer, source: Source | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.source = source
+        parameter = next(model.decoder.parameters())
+        self.device, self.dtype = parameter.device, parameter.dtype
+
+    @classmethod
+    def load(
+        cls, model: str, revision: str | None = None, device: str = "cpu", dtype: torch.dtype | None = None
+    ) -> OcrModel:
+        source = resolve(model, revision)
+        weights = load_model(source, device=device, dtype=dtype or default_dtype(device))
+        return cls(weights, Tokenizer.from_dir(source.path), source)
+
+    @torch.inference_mode()
+    def image_embeddings(self, image: PreparedImage) -> torch.Tensor:
+        """The page's vectors in decoder order: ``[image.num_placeholders, hidden]``."""
+        encoder = self.model.encoder
+        global_view = image.global_view[None].to(self.device, self.dtype)
+        global_features = encoder(global_view)[0]
+        tile_features = encoder(image.tiles.to(self.device, self.dtype)) if len(image.tiles) else None
+        return encoder.arrange(global_features, tile_features, image.grid)
+
+    @torch.inference_mode()
+    def prompt_embeddings(self, image: PreparedImage, prompt: str) -> torch.Tensor:
+        ids = build_input_ids(self.tokenizer, prompt, image.num_placeholders)
+        input_ids = torch.tensor(ids, device=self.device)
+        return self.model.embed_prompt(input_ids, self.tokenizer.image_id, self.image_embeddings(image))
+
+    def recognize(
+        self,
+        image,
+        mode: str = "gundam",
+        prompt: str = "markdown",
+        max_new_tokens: int = 8192,
+        max_tiles: int = 6,
+        ngram_size: int = 30,
+        ngram_window: int = 90,
+        ref: str | None = None,
+    ) -> Recognition:
+        """OCR one page.
+
+        ``prompt`` is a prompt name (``ref`` fills ``locate``) or custom text. The no-repeat rule bans
+        repeating any ``ngram_size``-gram within the last ``ngram_window`` generated tokens; size 0 turns it off.
+        """
+        prepared = prepare_image(image, mode, max_tiles=max_tiles)
+        embeds = self.prompt_embeddings(prepared, resolve_prompt(prompt, ref))
+        rule = replace(default_rule(self.tokenizer), size=ngram_size, window=ngram_window) if ngram_size else None
+        [result] = greedy_generate(self.model.decoder, embeds[None], max_new_tokens, self.tokenizer.eos_id, rule)
+        return Recognition(
+            text=self.tokenizer.decode(result.token_ids),
+            token_ids=result.token_ids,
+            finish_reason=result.finish_reason,
+            vision_tokens=prepared.num_placeholders,
+            prompt_tokens=embeds.shape[0],
+        )

@@ -1,0 +1,64 @@
+import subprocess
+import sys
+
+import pytest
+
+from dsocr.cli import SAMPLE_PAGE, main
+
+
+def _dsocr(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dsocr.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_checkpoint_tiny_writes_a_loadable_checkpoint(tmp_path, capsys):
+    assert main(["checkpoint", "tiny", str(tmp_path / "tiny"), "--seed", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "tiny")
+    assert (tmp_path / "tiny" / "config.json").is_file()
+
+
+def test_ocr_prints_only_the_generated_text_on_stdout(tiny_checkpoint, tiny_model):
+    out = _dsocr("ocr", str(SAMPLE_PAGE), "--model", str(tiny_checkpoint), "--mode", "tiny", "--max-new-tokens", "12")
+    assert out.returncode == 0, out.stderr
+    expected = tiny_model.recognize(SAMPLE_PAGE, mode="tiny", max_new_tokens=12)
+    assert out.stdout == expected.text + "\n"
+    assert "vision_tokens=73" in out.stderr
+    assert f"generated_tokens={expected.generated_tokens}" in out.stderr
+    assert f"finish_reason={expected.finish_reason}" in out.stderr
+
+
+def test_ocr_of_a_missing_file_is_a_clear_error_without_traceback(tiny_checkpoint, tmp_path, capsys):
+    assert main(["ocr", str(tmp_path / "nope.png"), "--model", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "nope.png: no such file" in err and "Traceback" not in err
+
+
+def test_ocr_of_bytes_that_are_not_an_image_is_a_clear_error(tiny_checkpoint, tmp_path, capsys):
+    fake = tmp_path / "page.png"
+    fake.write_text("<html>not an image</html>")
+    assert main(["ocr", str(fake), "--model", str(tiny_checkpoint)]) == 2
+    assert capsys.readouterr().err.startswith("dsocr: error:")
+
+
+def test_ocr_with_an_unusable_model_path_is_a_clear_error(tmp_path, capsys):
+    assert main(["ocr", str(SAMPLE_PAGE), "--model", str(tmp_path / "no" / "model")]) == 2
+    assert "not a checkpoint directory" in capsys.readouterr().err
+
+
+def test_an_unknown_mode_is_rejected_by_the_argument_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ocr", str(SAMPLE_PAGE), "--mode", "huge"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_demo_falls_back_to_the_tiny_checkpoint_when_the_hub_is_unreachable(tmp_path):
+    env_code = (
+        "import os, sys; os.environ['HF_HUB_OFFLINE'] = '1'; os.environ['HF_HUB_CACHE'] = sys.argv[1]; "
+        "from dsocr.cli import main; sys.exit(main(['demo', '--work-dir', sys.argv[1], '--mode', 'tiny', "
+        "'--max-new-tokens', '4']))"
+    )
+    out = subprocess.run([sys.executable, "-c", env_code, str(tmp_path)], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "falling back to the random tiny checkpoint" in out.stderr
+    assert "generated_tokens=4" in out.stderr
+    assert (tmp_path / "tiny-checkpoint" / "config.json").is_file()
