@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,7 +109,7 @@ def test_a_position_ids_buffer_from_resaved_checkpoints_is_tolerated(tiny_checkp
 
 
 def test_a_directory_with_the_official_full_size_config_is_read_at_full_size(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(ModelConfig().to_dict()))
+    shutil.copy(Path(__file__).parent / "data" / "official_config.json", tmp_path / "config.json")
     save_file({"lm_head.weight": torch.zeros(2, 2)}, tmp_path / "model.safetensors")
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path)
