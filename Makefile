@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` (set up, then OCR the bundled sample) and `make test`.
+# The README's two commands: `make demo` (set up, then OCR the bundled sample) and `make test` (lint + tests).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,6 +19,8 @@ demo: setup
 	$(BIN)/dsocr demo
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 clean:

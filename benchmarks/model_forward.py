@@ -66,7 +66,9 @@ def decode_tokens_per_second(model: DeepseekOCR, batch: int, prompt_len: int, ne
     embeds = torch.randn(batch, prompt_len, model.config.decoder.hidden_size, device=device, dtype=dtype)
     positions = torch.arange(prompt_len, device=device).expand(batch, -1)
     decoder = model.decoder
-    prefill = timed(lambda: decoder(embeds, positions, decoder.new_cache(batch, prompt_len), last_only=True), device, 1, 3)
+    prefill = timed(
+        lambda: decoder(embeds, positions, decoder.new_cache(batch, prompt_len), last_only=True), device, 1, 3
+    )
     total = timed(lambda: greedy_generate(decoder, embeds, new_tokens, eos_id=None), device, 1, 3)
     return {
         "batch": batch,
@@ -98,9 +100,8 @@ def main() -> None:
 
     gundam_prompt = placeholder_count(MODES["gundam"], GUNDAM_GRID) + 12  # placeholders + BOS + prompt text
     result = {
-        "command": "python benchmarks/model_forward.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None
-        ),
+        "command": "python benchmarks/model_forward.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
         "dtype": args.dtype,

@@ -25,7 +25,6 @@ from dsocr.model.deepseek_ocr import DeepseekOCR, official_name
 
 OFFICIAL_MODEL_ID = "deepseek-ai/DeepSeek-OCR"
 INDEX_FILE = "model.safetensors.index.json"
-SINGLE_FILE = "model.safetensors"
 #: Tensors some re-saved checkpoints carry that the model rebuilds itself (CLIP's position_ids buffer).
 IGNORED_TENSORS = frozenset({"model.vision_model.embeddings.position_ids"})
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*"]

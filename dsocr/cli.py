@@ -30,9 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsocr", description="DeepSeek-OCR: serve and run OCR on documents.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ocr = commands.add_parser("ocr", help="OCR one image; prints the generated text", description=(
-        "OCR one image and print the raw generated text (special tokens kept) on stdout; statistics go to stderr."
-    ))
+    ocr = commands.add_parser(
+        "ocr",
+        help="OCR one image; prints the generated text",
+        description=(
+            "OCR one image and print the raw generated text (special tokens kept) on stdout; statistics go to stderr."
+        ),
+    )
     ocr.add_argument("image", type=Path)
     _add_model_options(ocr)
     _add_generation_options(ocr)
@@ -40,10 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     checkpoint = commands.add_parser("checkpoint", help="make checkpoints")
     checkpoint_commands = checkpoint.add_subparsers(dest="checkpoint_command", required=True, metavar="KIND")
-    tiny = checkpoint_commands.add_parser("tiny", help="write a small deterministic random checkpoint in the official layout")
+    tiny = checkpoint_commands.add_parser(
+        "tiny", help="write a small deterministic random checkpoint in the official layout"
+    )
     tiny.add_argument("directory", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
-    tiny.add_argument("--max-shard-bytes", type=int, default=None, help="split the weights into shards of at most this size")
+    tiny.add_argument(
+        "--max-shard-bytes", type=int, default=None, help="split the weights into shards of at most this size"
+    )
     tiny.set_defaults(run=_run_tiny)
 
     demo = commands.add_parser("demo", help="OCR the bundled sample page with the real model, or a tiny one offline")
@@ -59,7 +67,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=OFFICIAL_MODEL_ID, help="checkpoint directory or hub id[@revision]")
     parser.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default: bf16 on CUDA, fp32 on CPU")
+    parser.add_argument(
+        "--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default: bf16 on CUDA, fp32 on CPU"
+    )
 
 
 def _add_generation_options(parser: argparse.ArgumentParser, max_new_tokens: int = 8192) -> None:
@@ -69,7 +79,9 @@ def _add_generation_options(parser: argparse.ArgumentParser, max_new_tokens: int
     parser.add_argument("--max-new-tokens", type=_positive, default=max_new_tokens)
     parser.add_argument("--max-tiles", type=int, default=6, help="largest Gundam tile count (the HF script uses 9)")
     parser.add_argument("--ngram-size", type=int, default=30, help="no-repeat n-gram size; 0 turns the rule off")
-    parser.add_argument("--ngram-window", type=int, default=90, help="generated tokens the no-repeat rule looks back over")
+    parser.add_argument(
+        "--ngram-window", type=int, default=90, help="generated tokens the no-repeat rule looks back over"
+    )
 
 
 def _positive(text: str) -> int:
@@ -82,8 +94,14 @@ def _positive(text: str) -> int:
 def _recognize(model, image: Path, args: argparse.Namespace) -> None:
     started = time.perf_counter()
     result = model.recognize(
-        image, mode=args.mode, prompt=args.prompt, ref=args.ref, max_new_tokens=args.max_new_tokens,
-        max_tiles=args.max_tiles, ngram_size=args.ngram_size, ngram_window=args.ngram_window,
+        image,
+        mode=args.mode,
+        prompt=args.prompt,
+        ref=args.ref,
+        max_new_tokens=args.max_new_tokens,
+        max_tiles=args.max_tiles,
+        ngram_size=args.ngram_size,
+        ngram_window=args.ngram_window,
     )
     elapsed = time.perf_counter() - started
     print(result.text)
@@ -122,8 +140,11 @@ def _run_demo(args: argparse.Namespace) -> int:
         print(f"dsocr demo: using {args.model}", file=sys.stderr)
     except CheckpointError as err:
         tiny = write_tiny_checkpoint(args.work_dir / "tiny-checkpoint")
-        print(f"dsocr demo: {err}\ndsocr demo: falling back to the random tiny checkpoint {tiny}; "
-              "its text is noise, the pipeline is real", file=sys.stderr)
+        print(
+            f"dsocr demo: {err}\ndsocr demo: falling back to the random tiny checkpoint {tiny}; "
+            "its text is noise, the pipeline is real",
+            file=sys.stderr,
+        )
         model = OcrModel.load(str(tiny), device=args.device)
     _recognize(model, SAMPLE_PAGE, args)
     return 0

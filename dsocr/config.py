@@ -138,7 +138,9 @@ class ModelConfig:
         if self.decoder.num_key_value_heads != self.decoder.num_attention_heads:
             problems.append("only plain multi-head attention (num_key_value_heads == num_attention_heads) is supported")
         if any(not 0 <= i < self.sam.layers for i in self.sam.global_attn_indexes):
-            problems.append(f"global_attn_indexes {self.sam.global_attn_indexes} out of range for {self.sam.layers} layers")
+            problems.append(
+                f"global_attn_indexes {self.sam.global_attn_indexes} out of range for {self.sam.layers} layers"
+            )
         if problems:
             raise ValueError("invalid model config: " + "; ".join(problems))
 

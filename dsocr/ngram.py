@@ -34,13 +34,13 @@ class NGramRule:
         """
         if len(generated) < self.size:
             return set()
-        recent = list(generated[-self.window:])
+        recent = list(generated[-self.window :])
         prefix_length = self.size - 1
-        prefix = recent[len(recent) - prefix_length:]
+        prefix = recent[len(recent) - prefix_length :]
         banned = {
             recent[start + prefix_length]
             for start in range(len(recent) - self.size + 1)
-            if recent[start:start + prefix_length] == prefix
+            if recent[start : start + prefix_length] == prefix
         }
         return banned - self.whitelist
 

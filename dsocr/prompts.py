@@ -47,7 +47,7 @@ def build_input_ids(tokenizer: Tokenizer, prompt: str, num_placeholders: int) ->
     if num_placeholders < 1:
         raise ValueError(f"num_placeholders must be positive, got {num_placeholders}")
     position = _image_position(prompt)
-    before, after = prompt[:position], prompt[position + len(IMAGE):]
+    before, after = prompt[:position], prompt[position + len(IMAGE) :]
     return (
         [tokenizer.bos_id]
         + tokenizer.encode(before)

@@ -59,14 +59,26 @@ def tiny_config(vocab_size: int) -> ModelConfig:
     """Every official structure (window 14, 640 tiles, 1024 global view, 257 CLIP positions) at toy widths."""
     return ModelConfig(
         sam=SamConfig(
-            width=32, layers=4, heads=2, global_attn_indexes=(1, 3), downsample_channels=(32, 64),
-            neck_channels=16, mlp_dim=64,
+            width=32,
+            layers=4,
+            heads=2,
+            global_attn_indexes=(1, 3),
+            downsample_channels=(32, 64),
+            neck_channels=16,
+            mlp_dim=64,
         ),
         clip=ClipConfig(width=64, layers=2, heads=4, intermediate_size=128),
         decoder=DecoderConfig(
-            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
-            num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4, n_routed_experts=8,
-            n_shared_experts=2, num_experts_per_tok=3,
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            moe_intermediate_size=32,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            n_routed_experts=8,
+            n_shared_experts=2,
+            num_experts_per_tok=3,
         ),
         projector_input_dim=128,
         n_embed=64,
@@ -82,7 +94,12 @@ def write_tokenizer_files(tokenizer: Tokenizer, directory: Path) -> None:
     tokenizer.save(str(directory / "tokenizer.json"))
     added = {
         str(tokenizer.token_to_id(t)): {
-            "content": t, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False, "special": True,
+            "content": t,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
         }
         for t in tk.REQUIRED_SPECIAL_TOKENS
     }
@@ -136,7 +153,11 @@ def write_tiny_checkpoint(directory: str | Path, seed: int = 0, max_shard_bytes:
     save_model(model.to(torch.bfloat16), directory, max_shard_bytes)
     config_dict = config.to_dict(name_or_path=f"dsocr/tiny-random-seed{seed}")
     (directory / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
-    generation = {"_from_model_config": True, "bos_token_id": config.decoder.bos_token_id, "eos_token_id": config.decoder.eos_token_id}
+    generation = {
+        "_from_model_config": True,
+        "bos_token_id": config.decoder.bos_token_id,
+        "eos_token_id": config.decoder.eos_token_id,
+    }
     (directory / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
     write_tokenizer_files(tokenizer, directory)
     return directory

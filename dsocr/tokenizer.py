@@ -23,7 +23,19 @@ TR_OPEN, TR_CLOSE = "<tr>", "</tr>"
 
 #: Added tokens every DeepSeek-OCR tokenizer must carry, in the order the official file lists them.
 REQUIRED_SPECIAL_TOKENS = (
-    BOS, EOS, PAD, IMAGE, REF_OPEN, REF_CLOSE, DET_OPEN, DET_CLOSE, GROUNDING, TD_OPEN, TD_CLOSE, TR_OPEN, TR_CLOSE,
+    BOS,
+    EOS,
+    PAD,
+    IMAGE,
+    REF_OPEN,
+    REF_CLOSE,
+    DET_OPEN,
+    DET_CLOSE,
+    GROUNDING,
+    TD_OPEN,
+    TD_CLOSE,
+    TR_OPEN,
+    TR_CLOSE,
 )
 
 

@@ -17,8 +17,14 @@ PARAGRAPHS = [
     "Pages are rendered at 144 dpi. In Gundam mode the page is cut into 640-pixel tiles and a 1024-pixel "
     "global view, and the decoder sees both, the tiles first.",
 ]
-TABLE = [["Mode", "Resolution", "Vision tokens"], ["Tiny", "512", "64"], ["Small", "640", "100"],
-         ["Base", "1024", "256"], ["Large", "1280", "400"], ["Gundam", "n x 640 + 1024", "n x 100 + 256"]]
+TABLE = [
+    ["Mode", "Resolution", "Vision tokens"],
+    ["Tiny", "512", "64"],
+    ["Small", "640", "100"],
+    ["Base", "1024", "256"],
+    ["Large", "1280", "400"],
+    ["Gundam", "n x 640 + 1024", "n x 100 + 256"],
+]
 
 
 def wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:

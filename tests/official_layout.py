@@ -13,6 +13,7 @@ against the transformers 5.24 reference adapters in ``tf5_reference.py``.
 from __future__ import annotations
 
 import math
+
 import torch
 
 from dsocr.config import ModelConfig
@@ -200,8 +201,17 @@ def random_official_state_dict(config: dict, seed: int) -> dict[str, torch.Tenso
             return torch.randn(shape, generator=gen, dtype=torch.float32) * std + mean
 
         last = name.rsplit(".", 1)[-1]
-        if name.endswith(("norm1.weight", "norm2.weight", "neck.1.weight", "neck.3.weight", "pre_layrnorm.weight",
-                          "layernorm.weight", "model.norm.weight")):
+        if name.endswith(
+            (
+                "norm1.weight",
+                "norm2.weight",
+                "neck.1.weight",
+                "neck.3.weight",
+                "pre_layrnorm.weight",
+                "layernorm.weight",
+                "model.norm.weight",
+            )
+        ):
             t = normal(0.05, 1.0)
         elif last == "bias":
             t = normal(0.02)
@@ -214,8 +224,20 @@ def random_official_state_dict(config: dict, seed: int) -> dict[str, torch.Tenso
         elif name == "lm_head.weight":
             t = normal(3.0 / math.sqrt(shape[1]))
         else:
-            gain = 0.5 if name.endswith(("attn.proj.weight", "lin2.weight", "out_proj.weight", "fc2.weight",
-                                         "o_proj.weight", "down_proj.weight")) else 1.0
+            gain = (
+                0.5
+                if name.endswith(
+                    (
+                        "attn.proj.weight",
+                        "lin2.weight",
+                        "out_proj.weight",
+                        "fc2.weight",
+                        "o_proj.weight",
+                        "down_proj.weight",
+                    )
+                )
+                else 1.0
+            )
             t = normal(gain / math.sqrt(_fan_in(shape)))
         out[name] = t.contiguous()
     return out

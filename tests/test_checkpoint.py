@@ -28,8 +28,13 @@ def _checkpoint_tensors(directory) -> dict[str, torch.Tensor]:
 def test_tiny_checkpoint_has_the_official_file_layout(tiny_checkpoint):
     names = {p.name for p in tiny_checkpoint.iterdir()}
     assert {
-        "config.json", "generation_config.json", "model.safetensors.index.json", "model-00001-of-000001.safetensors",
-        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors.index.json",
+        "model-00001-of-000001.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
     } <= names
     index = json.loads((tiny_checkpoint / "model.safetensors.index.json").read_text())
     tensors = _checkpoint_tensors(tiny_checkpoint)
@@ -44,7 +49,9 @@ def test_tiny_checkpoint_is_deterministic_for_a_seed(tmp_path):
     other = write_tiny_checkpoint(tmp_path / "c", seed=8)
     for name in ("model-00001-of-000001.safetensors", "tokenizer.json", "config.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes()
-    assert (first / "model-00001-of-000001.safetensors").read_bytes() != (other / "model-00001-of-000001.safetensors").read_bytes()
+    assert (first / "model-00001-of-000001.safetensors").read_bytes() != (
+        other / "model-00001-of-000001.safetensors"
+    ).read_bytes()
 
 
 def test_tiny_config_records_reduced_sizes_in_the_official_structure(tiny_checkpoint):

@@ -1,10 +1,10 @@
 import pytest
 import torch
+from parity import relative_error
 
 from dsocr.cli import SAMPLE_PAGE
 from dsocr.inference import OcrModel
 from dsocr.preprocess import prepare_image
-from parity import relative_error
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

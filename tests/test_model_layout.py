@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import torch
+from official_layout import official_tensor_shapes
 
 from dsocr.config import ModelConfig
 from dsocr.model.deepseek_ocr import DeepseekOCR, official_name
-from official_layout import official_tensor_shapes
 
 
 def _full_size_model() -> DeepseekOCR:

@@ -9,13 +9,13 @@ import json
 
 import pytest
 import torch
+from parity import RELATIVE_TOLERANCE, official_state_dict, relative_error
+from tf5_reference import Tf5Text, Tf5Vision
 
 from dsocr.cli import SAMPLE_PAGE
 from dsocr.generate import greedy_generate
 from dsocr.preprocess import prepare_image
 from dsocr.prompts import build_input_ids, resolve_prompt
-from parity import RELATIVE_TOLERANCE, official_state_dict, relative_error
-from tf5_reference import Tf5Text, Tf5Vision
 
 
 @pytest.fixture(scope="module")

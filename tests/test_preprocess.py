@@ -56,7 +56,9 @@ def test_unknown_mode_error_lists_the_valid_names():
 # --- placeholder counts ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, expected", [("tiny", 73), ("small", 111), ("base", 273), ("large", 421), ("gundam", 273)])
+@pytest.mark.parametrize(
+    "name, expected", [("tiny", 73), ("small", 111), ("base", 273), ("large", 421), ("gundam", 273)]
+)
 def test_untiled_placeholder_count_per_mode(name, expected):
     assert placeholder_count(MODES[name], (1, 1)) == expected
 
@@ -76,14 +78,46 @@ def test_gundam_placeholder_count_follows_the_formula(across, down):
 
 def test_candidate_order_for_max_6_matches_the_reference():
     assert candidate_grids(2, 6) == [
-        (1, 2), (2, 1), (3, 1), (1, 3), (4, 1), (1, 4), (2, 2), (1, 5), (5, 1), (6, 1), (2, 3), (1, 6), (3, 2),
+        (1, 2),
+        (2, 1),
+        (3, 1),
+        (1, 3),
+        (4, 1),
+        (1, 4),
+        (2, 2),
+        (1, 5),
+        (5, 1),
+        (6, 1),
+        (2, 3),
+        (1, 6),
+        (3, 2),
     ]
 
 
 def test_candidate_order_for_max_9_matches_the_reference():
     assert candidate_grids(2, 9) == [
-        (1, 2), (2, 1), (3, 1), (1, 3), (2, 2), (4, 1), (1, 4), (5, 1), (1, 5), (1, 6), (6, 1), (3, 2), (2, 3),
-        (7, 1), (1, 7), (4, 2), (2, 4), (1, 8), (8, 1), (1, 9), (3, 3), (9, 1),
+        (1, 2),
+        (2, 1),
+        (3, 1),
+        (1, 3),
+        (2, 2),
+        (4, 1),
+        (1, 4),
+        (5, 1),
+        (1, 5),
+        (1, 6),
+        (6, 1),
+        (3, 2),
+        (2, 3),
+        (7, 1),
+        (1, 7),
+        (4, 2),
+        (2, 4),
+        (1, 8),
+        (8, 1),
+        (1, 9),
+        (3, 3),
+        (9, 1),
     ]
 
 
@@ -116,8 +150,15 @@ def test_worked_grids_from_the_reference(width, height, max_tiles, grid):
 
 @pytest.mark.parametrize(
     "width, height, max_tiles, placeholders",
-    [(1224, 1584, 6, 903), (1920, 1080, 6, 483), (1920, 1080, 9, 1093), (2000, 2000, 6, 693),
-     (2000, 2000, 9, 1203), (800, 600, 6, 893), (800, 600, 9, 893)],
+    [
+        (1224, 1584, 6, 903),
+        (1920, 1080, 6, 483),
+        (1920, 1080, 9, 1093),
+        (2000, 2000, 6, 693),
+        (2000, 2000, 9, 1203),
+        (800, 600, 6, 893),
+        (800, 600, 9, 893),
+    ],
 )
 def test_worked_placeholder_counts_from_the_reference(width, height, max_tiles, placeholders):
     grid = choose_tile_grid(width, height, max_tiles=max_tiles)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import collections
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
 from official_layout import official_tensor_shapes, random_official_state_dict, subsystem_of
 from tf5_reference import CLIP_PATCH_EMBEDDING, Tf5Text, Tf5Vision
 
@@ -184,8 +181,9 @@ def test_image_embeddings_untiled_length_and_layout(vision):
     # §2.6 by hand: 16 rows of 16 features + newline, then the separator.
     feats = vision.features(global_view[None])[0].reshape(16, 16, -1)
     newline = vision.model.image_newline
-    expected = torch.cat([torch.cat([feats, newline.expand(16, 1, -1)], dim=1).reshape(-1, 64),
-                          vision.model.view_separator[None]])
+    expected = torch.cat(
+        [torch.cat([feats, newline.expand(16, 1, -1)], dim=1).reshape(-1, 64), vision.model.view_separator[None]]
+    )
     torch.testing.assert_close(emb, expected, rtol=0, atol=0)
 
 

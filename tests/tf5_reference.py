@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-
 from transformers.cache_utils import DynamicCache
 from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import DeepseekOcr2TextConfig
 from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import DeepseekOcr2TextModel
@@ -200,7 +199,7 @@ def _convert_lm(sd: dict[str, torch.Tensor], cfg: ModelConfig, prefix: str) -> t
             continue
         if ".mlp.experts." in name:
             continue  # fused below
-        out[prefix + name[len("model."):]] = t
+        out[prefix + name[len("model.") :]] = t
         used.add(name)
     d = cfg.decoder
     for n in range(d.first_k_dense_replace, d.num_hidden_layers):
@@ -218,11 +217,11 @@ def convert_vision_state_dict(sd: dict[str, torch.Tensor], config: dict) -> tupl
     out, used = {}, set()
     for name, t in sd.items():
         if name.startswith("model.sam_model."):
-            out["vision_tower.sam_encoder." + _sam_name(name[len("model.sam_model."):])] = t
+            out["vision_tower.sam_encoder." + _sam_name(name[len("model.sam_model.") :])] = t
         elif name.startswith("model.vision_model."):
             if name == CLIP_PATCH_EMBEDDING:
                 continue  # no place for it in TF5 (unused at inference by v1 as well)
-            rest = name[len("model.vision_model."):].replace("transformer.", "encoder.", 1)
+            rest = name[len("model.vision_model.") :].replace("transformer.", "encoder.", 1)
             base = "vision_tower.vision_encoder." + rest
             if ".self_attn.qkv_proj." in base:
                 # Fused [q | k | v] rows: chunk dim 0 into 3 (TF5 conversion: Chunk(dim=0)).
@@ -232,7 +231,7 @@ def convert_vision_state_dict(sd: dict[str, torch.Tensor], config: dict) -> tupl
             else:
                 out[base] = t
         elif name.startswith("model.projector.layers."):
-            out["multi_modal_projector." + name[len("model.projector.layers."):]] = t
+            out["multi_modal_projector." + name[len("model.projector.layers.") :]] = t
         elif name == "model.image_newline":
             out["image_newline"] = t
         elif name == "model.view_seperator":
@@ -343,9 +342,7 @@ class Tf5Text:
         d = self.config.decoder
         self.lm_head = nn.Linear(d.hidden_size, d.vocab_size, bias=False).eval().requires_grad_(False)
         converted, used = convert_text_state_dict(state_dict, config)
-        lm_names = {
-            n for n in state_dict if n.startswith(("model.embed_tokens.", "model.layers.", "model.norm."))
-        }
+        lm_names = {n for n in state_dict if n.startswith(("model.embed_tokens.", "model.layers.", "model.norm."))}
         _check_consumed({n: None for n in lm_names}, used, set(), "Tf5Text")
         _load_strict(self.model, {k: v.to(torch.float32) for k, v in converted.items()}, "Tf5Text")
         _load_strict(self.lm_head, {"weight": state_dict["lm_head.weight"].to(torch.float32)}, "Tf5Text lm_head")
@@ -375,4 +372,3 @@ class Tf5Text:
             tokens.append(token)
             step_input = self.embed(torch.tensor([[token]]))
         return tokens
-

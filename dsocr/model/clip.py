@@ -23,7 +23,9 @@ class Embeddings(nn.Module):
     def __init__(self, config: ClipConfig):
         super().__init__()
         self.class_embedding = nn.Parameter(torch.zeros(config.width))
-        self.patch_embedding = nn.Conv2d(3, config.width, kernel_size=config.patch_size, stride=config.patch_size, bias=False)
+        self.patch_embedding = nn.Conv2d(
+            3, config.width, kernel_size=config.patch_size, stride=config.patch_size, bias=False
+        )
         self.position_embedding = nn.Embedding(config.num_positions, config.width)
 
     def positions(self, num_tokens: int) -> torch.Tensor:

@@ -43,7 +43,9 @@ class DeepEncoder(nn.Module):
         features = torch.cat([clip[:, 1:], sam.flatten(2).transpose(1, 2)], dim=-1)  # CLIP first, then SAM
         return self.projector(features)
 
-    def arrange(self, global_features: torch.Tensor, tile_features: torch.Tensor | None, grid: tuple[int, int]) -> torch.Tensor:
+    def arrange(
+        self, global_features: torch.Tensor, tile_features: torch.Tensor | None, grid: tuple[int, int]
+    ) -> torch.Tensor:
         """One page's LM input vectors.
 
         ``global_features`` is ``[q², D]`` for the global view, ``tile_features`` ``[tw·th, q2², D]`` for

@@ -99,7 +99,9 @@ def window_partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, channels), (padded_h, padded_w)
 
 
-def window_unpartition(windows: torch.Tensor, window: int, padded: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+def window_unpartition(
+    windows: torch.Tensor, window: int, padded: tuple[int, int], size: tuple[int, int]
+) -> torch.Tensor:
     padded_h, padded_w = padded
     batch = windows.shape[0] // ((padded_h // window) * (padded_w // window))
     x = windows.view(batch, padded_h // window, padded_w // window, window, window, -1)
