@@ -1,3 +1,5 @@
+import dataclasses
+
 import torch
 
 from dsocr.generate import EOS, LENGTH, greedy_generate
@@ -60,9 +62,7 @@ def test_generation_without_eos_ends_with_length_after_max_new_tokens(tiny_model
 
 def test_prompt_and_output_never_exceed_the_position_limit(tiny_model, monkeypatch):
     decoder = tiny_model.model.decoder
-    monkeypatch.setattr(
-        decoder, "config", decoder.config.__class__(**{**decoder.config.__dict__, "max_position_embeddings": 16})
-    )
+    monkeypatch.setattr(decoder, "config", dataclasses.replace(decoder.config, max_position_embeddings=16))
     [result] = greedy_generate(decoder, _prompt(tiny_model, 12), 100, eos_id=None)
     assert (len(result.token_ids), result.finish_reason) == (4, LENGTH)
 
