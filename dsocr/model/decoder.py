@@ -42,12 +42,11 @@ class KVCache:
     def max_len(self) -> int:
         return self.k.shape[3]
 
-    def update(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """Write ``k``/``v`` ``[B, heads, T, D]`` at ``positions`` ``[B, T]``; return keys/values up to the furthest one."""
+    def update(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: int):
+        """Write ``k``/``v`` ``[B, heads, T, D]`` at ``positions`` ``[B, T]``; return this layer's first ``length`` keys/values."""
         rows = torch.arange(positions.shape[0], device=positions.device)[:, None]
         self.k[layer, rows, :, positions] = k.transpose(1, 2)
         self.v[layer, rows, :, positions] = v.transpose(1, 2)
-        length = int(positions.max()) + 1
         return self.k[layer, :, :, :length], self.v[layer, :, :, :length]
 
 
@@ -57,6 +56,18 @@ def rotary_cos_sin(positions: torch.Tensor, head_dim: int, theta: float, dtype: 
     freqs = positions.float()[..., None] * inv_freq
     emb = torch.cat([freqs, freqs], dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def causal_mask(positions: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+    """``[B, 1, T, K]``: each query sees the keys at or before its own position in its row.
+
+    Without a cache the keys are the queries themselves; with one, the cache up to the furthest position.
+    """
+    if cache is None:
+        key_positions = positions
+    else:
+        key_positions = torch.arange(int(positions.max()) + 1, device=positions.device).expand(positions.shape[0], -1)
+    return key_positions[:, None, None, :] <= positions[:, None, :, None]
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +87,7 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, width, bias=False)
         self.o_proj = nn.Linear(width, config.hidden_size, bias=False)
 
-    def forward(self, x, positions, cos, sin, cache: KVCache | None) -> torch.Tensor:
+    def forward(self, x, positions, cos, sin, mask, cache: KVCache | None) -> torch.Tensor:
         batch, length, _ = x.shape
         q, k, v = (
             proj(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
@@ -85,13 +96,8 @@ class Attention(nn.Module):
         cos, sin = cos[:, None], sin[:, None]
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        if cache is None:
-            key_positions = positions
-        else:
-            k, v = cache.update(self.layer, positions, k, v)
-            key_positions = torch.arange(k.shape[2], device=positions.device).expand(batch, -1)
-        # Causal by position: each query sees the keys at or before its own position in its row.
-        mask = key_positions[:, None, None, :] <= positions[:, None, :, None]
+        if cache is not None:
+            k, v = cache.update(self.layer, positions, k, v, mask.shape[-1])
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
 
@@ -144,8 +150,8 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, x, positions, cos, sin, cache):
-        x = x + self.self_attn(self.input_layernorm(x), positions, cos, sin, cache)
+    def forward(self, x, positions, cos, sin, mask, cache):
+        x = x + self.self_attn(self.input_layernorm(x), positions, cos, sin, mask, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -171,9 +177,10 @@ class Decoder(nn.Module):
     ) -> torch.Tensor:
         """``[B, T, H]`` embeddings at ``[B, T]`` positions → float32 logits ``[B, T, V]`` (``[B, 1, V]`` if ``last_only``)."""
         cos, sin = rotary_cos_sin(positions, self.config.head_dim, self.config.rope_theta, inputs_embeds.dtype)
+        mask = causal_mask(positions, cache)
         x = inputs_embeds
         for layer in self.layers:
-            x = layer(x, positions, cos, sin, cache)
+            x = layer(x, positions, cos, sin, mask, cache)
         if last_only:
             x = x[:, -1:]
         return self.lm_head(self.norm(x)).float()
