@@ -49,12 +49,12 @@ def encoder_ms_per_page(model: DeepseekOCR, device, dtype, warmup, iters) -> dic
     results = {}
     for mode in MODES.values():
         grid = GUNDAM_GRID if mode.crop else (1, 1)
-        global_view = torch.randn(1, 3, mode.base_size, mode.base_size, device=device, dtype=dtype)
-        tiles = torch.randn(grid[0] * grid[1], 3, mode.image_size, mode.image_size, device=device, dtype=dtype)
+        global_view = torch.randn(3, mode.base_size, mode.base_size, device=device, dtype=dtype)
+        tile_count = grid[0] * grid[1] if mode.crop else 0
+        tiles = torch.randn(tile_count, 3, mode.image_size, mode.image_size, device=device, dtype=dtype)
 
         def page():
-            tile_features = model.encoder(tiles) if mode.crop else None
-            return model.encoder.arrange(model.encoder(global_view)[0], tile_features, grid)
+            return model.encoder.encode_page(global_view, tiles, grid)
 
         assert page().shape[0] == placeholder_count(mode, grid)
         results[mode.name] = round(1000 * timed(page, device, warmup, iters), 2)

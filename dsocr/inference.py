@@ -58,11 +58,8 @@ class OcrModel:
     @torch.inference_mode()
     def image_embeddings(self, image: PreparedImage) -> torch.Tensor:
         """The page's vectors in decoder order: ``[image.num_placeholders, hidden]``."""
-        encoder = self.model.encoder
-        global_view = image.global_view[None].to(self.device, self.dtype)
-        global_features = encoder(global_view)[0]
-        tile_features = encoder(image.tiles.to(self.device, self.dtype)) if len(image.tiles) else None
-        return encoder.arrange(global_features, tile_features, image.grid)
+        to_model = {"device": self.device, "dtype": self.dtype}
+        return self.model.encoder.encode_page(image.global_view.to(**to_model), image.tiles.to(**to_model), image.grid)
 
     @torch.inference_mode()
     def prompt_embeddings(self, image: PreparedImage, prompt: str) -> torch.Tensor:

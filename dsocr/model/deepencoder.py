@@ -43,6 +43,11 @@ class DeepEncoder(nn.Module):
         features = torch.cat([clip[:, 1:], sam.flatten(2).transpose(1, 2)], dim=-1)  # CLIP first, then SAM
         return self.projector(features)
 
+    def encode_page(self, global_view: torch.Tensor, tiles: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """One page's LM input vectors from its ``[3, S, S]`` global view and ``[n, 3, s, s]`` tiles (n may be 0)."""
+        tile_features = self(tiles) if len(tiles) else None
+        return self.arrange(self(global_view[None])[0], tile_features, grid)
+
     def arrange(
         self, global_features: torch.Tensor, tile_features: torch.Tensor | None, grid: tuple[int, int]
     ) -> torch.Tensor:
