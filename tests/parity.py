@@ -9,11 +9,16 @@ from safetensors.torch import load_file
 RELATIVE_TOLERANCE = 1e-5
 
 
-def official_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
+def checkpoint_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint directory, as stored."""
     tensors = {}
     for file in sorted(checkpoint.glob("*.safetensors")):
-        tensors.update({name: t.float() for name, t in load_file(file).items()})
+        tensors.update(load_file(file))
     return tensors
+
+
+def official_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return {name: t.float() for name, t in checkpoint_tensors(checkpoint).items()}
 
 
 def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:

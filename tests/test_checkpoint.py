@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from parity import checkpoint_tensors
 from safetensors.torch import load_file, save_file
 
 from dsocr.checkpoint import CheckpointError, load_model, resolve
@@ -16,13 +17,6 @@ from dsocr.tiny import write_tiny_checkpoint
 
 def _state(model) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters()}
-
-
-def _checkpoint_tensors(directory) -> dict[str, torch.Tensor]:
-    tensors = {}
-    for file in sorted(directory.glob("*.safetensors")):
-        tensors.update(load_file(file))
-    return tensors
 
 
 def test_tiny_checkpoint_has_the_official_file_layout(tiny_checkpoint):
@@ -37,7 +31,7 @@ def test_tiny_checkpoint_has_the_official_file_layout(tiny_checkpoint):
         "special_tokens_map.json",
     } <= names
     index = json.loads((tiny_checkpoint / "model.safetensors.index.json").read_text())
-    tensors = _checkpoint_tensors(tiny_checkpoint)
+    tensors = checkpoint_tensors(tiny_checkpoint)
     assert set(index["weight_map"]) == set(tensors)
     assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in tensors.values())
     assert {t.dtype for t in tensors.values()} == {torch.bfloat16}
@@ -64,7 +58,7 @@ def test_tiny_config_records_reduced_sizes_in_the_official_structure(tiny_checkp
 
 def test_loaded_weights_equal_the_file_contents(tiny_checkpoint):
     model = load_model(tiny_checkpoint, dtype=torch.float32)
-    tensors = _checkpoint_tensors(tiny_checkpoint)
+    tensors = checkpoint_tensors(tiny_checkpoint)
     assert torch.equal(model.encoder.view_seperator, tensors["model.view_seperator"].float())
     assert torch.equal(model.decoder.lm_head.weight, tensors["lm_head.weight"].float())
     assert torch.equal(
