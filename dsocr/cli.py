@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from dsocr.checkpoint import OFFICIAL_MODEL_ID, CheckpointError
+from dsocr.documents import DEFAULT_DPI, DEFAULT_WORKERS, DocumentError, RenderPool, parse_page_ranges
+from dsocr.pipeline import RETRY_NGRAM, OcrOptions
 from dsocr.preprocess import MODES
 from dsocr.prompts import PROMPTS
 
@@ -32,14 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     ocr = commands.add_parser(
         "ocr",
-        help="OCR one image; prints the generated text",
+        help="OCR PDFs and images into Markdown and layout JSON",
         description=(
-            "OCR one image and print the raw generated text (special tokens kept) on stdout; statistics go to stderr."
+            "OCR documents (PDF, PNG, JPEG, TIFF), folders of them or glob patterns. With --out, each input INPUT "
+            "gets INPUT.md, INPUT.json (layout blocks, token statistics, timings) and INPUT_images/ (figure crops) "
+            "there; without it, the Markdown goes to stdout. A file that cannot be processed is reported and "
+            "skipped; the exit status is 1 if any file or page failed."
         ),
     )
-    ocr.add_argument("image", type=Path)
+    ocr.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder or glob pattern")
     _add_model_options(ocr)
     _add_generation_options(ocr)
+    ocr.add_argument("--pages", type=_page_ranges, default=None, help="pages to process, like 1-3,7 (default: all)")
+    ocr.add_argument("--dpi", type=_positive_float, default=DEFAULT_DPI, help="PDF rendering resolution")
+    ocr.add_argument("--out", type=Path, default=None, help="output folder (created if missing)")
+    ocr.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS, help="PDF rendering processes")
+    ocr.add_argument(
+        "--no-retry",
+        action="store_true",
+        help=f"do not retry pages that hit --max-new-tokens with the stricter {RETRY_NGRAM[0]}/{RETRY_NGRAM[1]} n-gram rule",
+    )
+    ocr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="default: on a terminal")
     ocr.set_defaults(run=_run_ocr)
 
     checkpoint = commands.add_parser("checkpoint", help="make checkpoints")
@@ -91,6 +106,22 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _page_ranges(text: str) -> str:
+    """Check the syntax now; whether the pages exist is checked per document."""
+    try:
+        parse_page_ranges(text, page_count=sys.maxsize)
+    except DocumentError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _recognize(model, image: Path, args: argparse.Namespace) -> None:
     started = time.perf_counter()
     result = model.recognize(
@@ -114,13 +145,65 @@ def _recognize(model, image: Path, args: argparse.Namespace) -> None:
 
 
 def _run_ocr(args: argparse.Namespace) -> int:
+    from dsocr.batch import describe_failure, find_inputs, ocr_file, output_stems
     from dsocr.inference import DTYPES, OcrModel
 
-    if not args.image.is_file():
-        raise FileNotFoundError(f"{args.image}: no such file")
-    dtype = DTYPES[args.dtype] if args.dtype else None
-    _recognize(OcrModel.load(args.model, args.revision, args.device, dtype), args.image, args)
-    return 0
+    paths, failures = find_inputs(args.inputs)
+    for failure in failures:
+        print(f"dsocr: {failure.input}: {failure.message}", file=sys.stderr)
+    if not paths:
+        return 2
+    model = OcrModel.load(args.model, args.revision, args.device, DTYPES[args.dtype] if args.dtype else None)
+    model_info = {"id": model.source.model_id, "revision": model.source.revision}
+    options = OcrOptions(
+        mode=args.mode,
+        prompt=args.prompt,
+        ref=args.ref,
+        max_new_tokens=args.max_new_tokens,
+        max_tiles=args.max_tiles,
+        ngram_size=args.ngram_size,
+        ngram_window=args.ngram_window,
+        retry_ngram=None if args.no_retry else RETRY_NGRAM,
+    )
+    documents_with_failed_pages = []
+    with RenderPool(workers=args.workers) as pool:
+        for path, stem in zip(paths, output_stems(paths)):
+            try:
+                run = ocr_file(
+                    model,
+                    model_info,
+                    pool,
+                    path,
+                    options,
+                    pages=args.pages,
+                    dpi=args.dpi,
+                    out=args.out,
+                    stem=stem,
+                    progress=args.progress,
+                )
+            except (DocumentError, OSError) as error:
+                failures.append(describe_failure(error, str(path)))
+                print(f"dsocr: {path}: {failures[-1].message}", file=sys.stderr)
+                continue
+            if args.out is None:
+                sys.stdout.write(run.markdown)
+            summary = run.record["summary"]
+            if summary["failed"]:
+                documents_with_failed_pages.append(f"{path} ({summary['failed']} of {summary['pages']} pages)")
+            written = f" -> {run.written[0]}" if run.written else ""
+            print(
+                f"dsocr: {path}: {summary['pages']} page(s) ({summary['ok']} ok, {summary['incomplete']} incomplete, "
+                f"{summary['failed']} failed), {summary['vision_tokens']} vision tokens, "
+                f"{summary['generated_tokens']} generated, {summary['seconds']:.1f} s{written}",
+                file=sys.stderr,
+            )
+    if failures:
+        print(f"dsocr: {len(failures)} input(s) failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure.input}: [{failure.code}] {failure.message}", file=sys.stderr)
+    if documents_with_failed_pages:
+        print(f"dsocr: pages failed in: {', '.join(documents_with_failed_pages)}; see their JSON", file=sys.stderr)
+    return 1 if failures or documents_with_failed_pages else 0
 
 
 def _run_tiny(args: argparse.Namespace) -> int:

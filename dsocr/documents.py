@@ -112,10 +112,8 @@ class PageError:
 class PageImage:
     """One page, rendered, or the reason it could not be.
 
-    The image is an RGB PIL image showing exactly ``box_pt``, turned by ``rotation``. To map a pixel back to
-    PDF user space: divide by ``dpi / 72`` to get points, undo the rotation (``size_pt`` is the turned size),
-    flip y (PDF y runs upwards) and add the box origin ``box_pt[:2]``. The geometry fields are None for image
-    inputs and for failed pages.
+    The image is an RGB PIL image showing exactly ``box_pt``, turned by ``rotation``; ``to_points`` maps pixel
+    boxes back to PDF user space. The geometry fields are None for image inputs and for failed pages.
     """
 
     index: int  # 0-based page number in the document
@@ -125,10 +123,31 @@ class PageImage:
     rotation: int = 0  # the page's /Rotate, clockwise degrees, already applied to the image
     box_pt: tuple[float, float, float, float] | None = None  # CropBox ∩ MediaBox in PDF user space, unrotated
     error: PageError | None = None
+    render_seconds: float | None = None  # producing the image: PDF render or image decode; None if it failed
 
     @property
     def size_px(self) -> tuple[int, int] | None:
         return self.image.size if self.image is not None else None
+
+    def to_points(self, box_px: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
+        """``(x1, y1, x2, y2)`` in pixels of ``image`` → ``(x0, y0, x1, y1)`` in PDF user space, to 0.01 pt.
+
+        Pixels have their origin at the top left and y running down; PDF points have y running up. None for
+        pages without PDF geometry: image inputs and failed pages.
+        """
+        if self.dpi is None or self.size_pt is None or self.box_pt is None:
+            return None
+        scale = self.dpi / POINTS_PER_INCH
+        width, height = self.size_pt
+        left, bottom = self.box_pt[:2]
+        xs, ys = [], []
+        for x_px, y_px in (box_px[:2], box_px[2:]):
+            x, y = x_px / scale, height - y_px / scale  # displayed points, y up
+            # The image shows the page turned clockwise, so a 90° page has its bottom-left corner at the top left.
+            x, y = {0: (x, y), 90: (height - y, x), 180: (width - x, height - y), 270: (y, width - x)}[self.rotation]
+            xs.append(left + x)
+            ys.append(bottom + y)
+        return tuple(round(value, 2) for value in (min(xs), min(ys), max(xs), max(ys)))
 
 
 def sniff_type(data: bytes) -> str:
@@ -181,9 +200,12 @@ def render_page(document: pdfium.PdfDocument, index: int, dpi: float, max_side_p
     try:
         size_pt = page.get_size()  # PDFium reports the displayed size, after /Rotate
         scale = _render_scale(max(size_pt), dpi, max_side_px)
+        start = time.perf_counter()
+        image = page.render(scale=scale).to_pil()  # a BGR bitmap, converted to an RGB image
         return PageImage(
             index=index,
-            image=page.render(scale=scale).to_pil(),  # a BGR bitmap, converted to an RGB image
+            image=image,
+            render_seconds=time.perf_counter() - start,
             dpi=scale * POINTS_PER_INCH,
             size_pt=size_pt,
             rotation=page.get_rotation(),
@@ -422,20 +444,22 @@ def _select_pages(pages: str | None, page_count: int, max_pages: int) -> list[in
 
 def _image_document(data: bytes, kind: str, pages: str | None, max_pages: int) -> Document:
     # Imported here: preprocess pulls in torch, and render workers import this module, so they stay small.
-    from dsocr.preprocess import load_image
+    from dsocr.preprocess import ImageTooLargeError, load_image
 
     indices = _select_pages(pages, 1, max_pages)
+    start = time.perf_counter()
     try:
         image = load_image(data)
+    except ImageTooLargeError as error:
+        raise ImageTooLarge(str(error)) from error
     except ValueError as error:
-        if isinstance(error.__cause__, Image.DecompressionBombError):
-            raise ImageTooLarge(str(error)) from error
         raise CorruptImage(str(error)) from error
-    return Document(kind, 1, indices, _image_pages(image))
+    page = PageImage(index=0, image=image, render_seconds=time.perf_counter() - start)
+    return Document(kind, 1, indices, _image_pages(page))
 
 
-def _image_pages(image: Image.Image) -> Generator[PageImage, None, None]:
-    yield PageImage(index=0, image=image)
+def _image_pages(page: PageImage) -> Generator[PageImage, None, None]:
+    yield page
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,10 @@ MODES: dict[str, Mode] = {
 }
 
 
+class ImageTooLargeError(ValueError):
+    """An image over Pillow's decompression-bomb limit."""
+
+
 def get_mode(name: str) -> Mode:
     try:
         return MODES[name]
@@ -56,8 +60,8 @@ def get_mode(name: str) -> Mode:
 def load_image(source: ImageSource) -> Image.Image:
     """Decode ``source``, apply its EXIF orientation and convert it to RGB.
 
-    Pillow's decompression-bomb limit stays in force. Undecodable or oversized data raise ValueError;
-    a missing file raises FileNotFoundError.
+    Pillow's decompression-bomb limit stays in force. Undecodable data raise ValueError, oversized data its
+    subclass ImageTooLargeError; a missing file raises FileNotFoundError.
     """
     if isinstance(source, Image.Image):
         image = source
@@ -75,7 +79,7 @@ def _decode(data: bytes) -> Image.Image:
     except UnidentifiedImageError as error:
         raise ValueError("data is not an image in a format Pillow can read") from error
     except Image.DecompressionBombError as error:
-        raise ValueError(f"image is too large: {error}") from error
+        raise ImageTooLargeError(f"image is too large: {error}") from error
     except OSError as error:
         # Reading from memory does no file I/O, so an OSError here means corrupt or truncated data.
         raise ValueError(f"image data is corrupt: {error}") from error

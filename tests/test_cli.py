@@ -2,8 +2,10 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
 from dsocr.cli import SAMPLE_PAGE, main
+from dsocr.postprocess import parse_page
 
 
 def _dsocr(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -16,27 +18,36 @@ def test_checkpoint_tiny_writes_a_loadable_checkpoint(tmp_path, capsys):
     assert (tmp_path / "tiny" / "config.json").is_file()
 
 
-def test_ocr_prints_only_the_generated_text_on_stdout(tiny_checkpoint, tiny_model):
-    out = _dsocr("ocr", str(SAMPLE_PAGE), "--model", str(tiny_checkpoint), "--mode", "tiny", "--max-new-tokens", "12")
+def test_ocr_without_out_prints_the_page_markdown_on_stdout(tiny_checkpoint, tiny_model):
+    out = _dsocr(
+        "ocr",
+        str(SAMPLE_PAGE),
+        "--model",
+        str(tiny_checkpoint),
+        "--mode",
+        "tiny",
+        "--max-new-tokens",
+        "12",
+        "--no-retry",
+    )
     assert out.returncode == 0, out.stderr
     expected = tiny_model.recognize(SAMPLE_PAGE, mode="tiny", max_new_tokens=12)
-    assert out.stdout == expected.text + "\n"
-    assert "vision_tokens=73" in out.stderr
-    assert f"generated_tokens={expected.generated_tokens}" in out.stderr
-    assert f"finish_reason={expected.finish_reason}" in out.stderr
+    markdown = parse_page(expected.text, Image.open(SAMPLE_PAGE).size).markdown
+    assert out.stdout.startswith(markdown) and "stopped at the token limit" in out.stdout
+    assert "1 page(s) (0 ok, 1 incomplete, 0 failed), 73 vision tokens, 12 generated" in out.stderr
 
 
 def test_ocr_of_a_missing_file_is_a_clear_error_without_traceback(tiny_checkpoint, tmp_path, capsys):
     assert main(["ocr", str(tmp_path / "nope.png"), "--model", str(tiny_checkpoint)]) == 2
     err = capsys.readouterr().err
-    assert "nope.png: no such file" in err and "Traceback" not in err
+    assert "nope.png: no such file or folder" in err and "Traceback" not in err
 
 
-def test_ocr_of_bytes_that_are_not_an_image_is_a_clear_error(tiny_checkpoint, tmp_path, capsys):
+def test_ocr_of_bytes_that_are_not_a_document_reports_the_file_and_exits_1(tiny_checkpoint, tmp_path, capsys):
     fake = tmp_path / "page.png"
     fake.write_text("<html>not an image</html>")
-    assert main(["ocr", str(fake), "--model", str(tiny_checkpoint)]) == 2
-    assert capsys.readouterr().err.startswith("dsocr: error:")
+    assert main(["ocr", str(fake), "--model", str(tiny_checkpoint)]) == 1
+    assert f"{fake}: [unsupported_type] the file is not a PDF, PNG, JPEG or TIFF" in capsys.readouterr().err
 
 
 def test_ocr_with_an_unusable_model_path_is_a_clear_error(tmp_path, capsys):
