@@ -13,10 +13,8 @@ at 144 dpi:
   per view, ``torch.stack``). torchvision is not a dependency, so ``to_tensor`` and ``normalize`` below
   repeat its operations with numpy and torch.
 
-"Per core" divides pages by the CPU seconds of the whole process tree (this process, the render worker,
-and the forkserver that starts it), so work moved into a worker is not free. A forkserver worker re-runs
-the parent's main module before it serves (Python 3.11), so here, as under the ``dsocr`` CLI, each worker
-start imports torch. Without ``--pdf`` the pinned
+"Per core" divides pages by the CPU seconds of the whole process tree (this process and its render
+workers), so work moved into a worker is not free. Without ``--pdf`` the pinned
 document is downloaded once from the Debian archive (a LaTeX-typeset manual, US letter) and checked
 against its SHA-256. Records the result as JSON.
 
@@ -212,8 +210,7 @@ def official_gundam(image: Image.Image) -> tuple[torch.Tensor, torch.Tensor, tup
 def process_tree_cpu_seconds() -> float:
     """CPU seconds used so far by this process, its waited-for children and every live descendant.
 
-    Render workers are children of multiprocessing's forkserver, not of this process, so RUSAGE_CHILDREN
-    alone never sees them: a finished worker's time is in the forkserver's cutime/cstime once it reaps it.
+    RUSAGE_CHILDREN counts only children that have exited and been waited for; a kept render worker is alive.
     """
     total = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
@@ -371,7 +368,7 @@ def main() -> None:
             "dsocr_kept_pool": lambda data, pages: run_dsocr(data, pages, pool),
             "official": run_official,
         }
-        for run in pipelines.values():  # warm-up: starts the forkserver and the kept worker, loads fonts
+        for run in pipelines.values():  # warm-up: starts the kept worker, loads fonts
             run(data, min(pages, 3))
         runs = {name: [] for name in pipelines}
         for _ in range(args.repeats):

@@ -8,16 +8,21 @@ failed ``PageImage`` while the other pages still render.
 PDFium can abort the whole process on a malicious file (an allocation failure under a memory limit is a
 SIGABRT, not an exception) and is not thread-safe, so every PDFium call, opening included, runs in worker
 processes with an address-space limit and a per-page time limit. A worker that dies or hangs is replaced.
+Workers are fresh interpreters that import this module only: a worker forked or spawned by
+``multiprocessing`` would re-import the caller's main module, torch and all (a second of CPU and hundreds of
+MB per worker).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import multiprocessing
 import os
 import resource
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
@@ -201,7 +206,7 @@ def render_page(document: pdfium.PdfDocument, index: int, dpi: float, max_side_p
         size_pt = page.get_size()  # PDFium reports the displayed size, after /Rotate
         scale = _render_scale(max(size_pt), dpi, max_side_px)
         start = time.perf_counter()
-        image = page.render(scale=scale).to_pil()  # a BGR bitmap, converted to an RGB image
+        image = page.render(scale=scale, rev_byteorder=True).to_pil()  # RGB bytes straight from PDFium: no conversion
         return PageImage(
             index=index,
             image=image,
@@ -309,12 +314,9 @@ class RenderPool:
         self.page_timeout_s = page_timeout_s
         self.memory_limit_bytes = memory_limit_bytes
         self._render_page = render_page
-        # Workers fork from a small server process: they start fast and inherit none of the caller's threads,
-        # locks or imports (a serving process holds torch and CUDA state).
-        self._context = multiprocessing.get_context("forkserver")
         self._running: list[_Worker] = []
         self._document_keys = itertools.count()
-        self._busy = False  # a run is under way; results on the pipes belong to it
+        self._busy = False  # a run is under way; results on the sockets belong to it
 
     def open(
         self,
@@ -344,7 +346,7 @@ class RenderPool:
 
     def close(self) -> None:
         for worker in self._running:
-            worker.stop(grace_s=1.0)  # an idle worker exits when its pipe closes
+            worker.stop(grace_s=1.0)  # an idle worker exits when its socket closes
         self._running.clear()
 
     def __enter__(self) -> RenderPool:
@@ -402,7 +404,7 @@ class RenderPool:
     def _idle(self, in_flight: dict[_Worker, tuple[int, float]]) -> _Worker | None:
         idle = next((worker for worker in self._running if worker not in in_flight), None)
         if idle is None and len(self._running) < self.workers:
-            idle = _Worker(self._context, self.memory_limit_bytes, start_s=self.page_timeout_s)
+            idle = _Worker(self.memory_limit_bytes, start_s=self.page_timeout_s)
             self._running.append(idle)
         return idle
 
@@ -472,16 +474,29 @@ class _Call:
 
 
 class _Worker:
-    """One render process and the pool's end of its pipe."""
+    """One render process and the pool's end of the socket it is served over."""
 
-    def __init__(self, context: multiprocessing.context.BaseContext, memory_limit_bytes: int | None, start_s: float):
-        self.connection, worker_end = context.Pipe()
-        self.process = context.Process(target=_serve, args=(worker_end, memory_limit_bytes), daemon=True)
-        self.process.start()
-        worker_end.close()  # with the worker holding the only other end, its death reads as end-of-file
+    def __init__(self, memory_limit_bytes: int | None, start_s: float):
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "from dsocr.documents import _worker_main; _worker_main()",
+                    str(theirs.fileno()),
+                ],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                # The caller's import path, so that a render function from any of its modules can be unpickled.
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            )
+        self.connection = Connection(
+            ours.detach()
+        )  # with the worker holding the only other end, its death reads as EOF
         self.document_key: int | None = None
-        # A worker that cannot start (say, the main module has no ``if __name__ == "__main__"`` guard) is a
-        # setup error to raise, not a page to fail.
+        self.connection.send(memory_limit_bytes)
+        # A worker that cannot start is a setup error to raise, not a page to fail.
         if not self.connection.poll(start_s):
             self.stop(grace_s=0.0)
             raise RuntimeError(f"a render worker did not start within {start_s:g} s")
@@ -499,19 +514,26 @@ class _Worker:
         self.document_key = call.document_key
 
     def stop(self, grace_s: float) -> int:
-        """Close the pipe, give the process ``grace_s`` to end, kill it if it has not; returns its exit code."""
+        """Close the socket, give the process ``grace_s`` to end, kill it if it has not; returns its exit code.
+
+        As with ``multiprocessing``, a negative exit code is the signal that ended the process.
+        """
         self.connection.close()
-        self.process.join(grace_s)
-        if self.process.exitcode is None:
+        try:
+            return self.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join()
-        exitcode = self.process.exitcode
-        self.process.close()
-        return exitcode
+            return self.process.wait()
+
+
+def _worker_main() -> None:
+    """Entry point of a render worker process; argv[1] is the file descriptor of its socket to the pool."""
+    connection = Connection(int(sys.argv[1]))
+    _serve(connection, memory_limit_bytes=connection.recv())
 
 
 def _serve(connection: Connection, memory_limit_bytes: int | None) -> None:
-    """Worker loop: open each document once, then answer calls on it until the pool closes the pipe.
+    """Worker loop: open each document once, then answer calls on it until the pool closes the socket.
 
     Failures go back as values: a DocumentError for the pool to raise, or a PageError for the page.
     """

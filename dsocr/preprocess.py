@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 ImageSource = bytes | str | Path | Image.Image
 
@@ -61,14 +61,29 @@ def load_image(source: ImageSource) -> Image.Image:
     """Decode ``source``, apply its EXIF orientation and convert it to RGB.
 
     Pillow's decompression-bomb limit stays in force. Undecodable data raise ValueError, oversized data its
-    subclass ImageTooLargeError; a missing file raises FileNotFoundError.
+    subclass ImageTooLargeError; a missing file raises FileNotFoundError. An ``Image`` that is already RGB
+    and upright is returned as it is, not copied.
     """
     if isinstance(source, Image.Image):
         image = source
     else:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         image = _decode(data)
-    return ImageOps.exif_transpose(image).convert("RGB")
+    image = _upright(image)
+    # convert() copies even an image that is RGB already; the pixels are only read from here on.
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation tag says; the image itself when there is nothing to turn.
+
+    exif_transpose returns a copy even when there is no tag, so it only runs when a tag other than 1 is
+    present (it ignores invalid values itself). Transposing in place would change a caller's image.
+    """
+    image.load()  # as exif_transpose does: some formats read their EXIF only with the pixel data
+    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _decode(data: bytes) -> Image.Image:
@@ -184,7 +199,8 @@ def _global_view(image: Image.Image, mode: Mode) -> torch.Tensor:
         view = image.resize(size, Image.Resampling.BICUBIC)
     else:
         view = ImageOps.pad(image, size, method=Image.Resampling.BICUBIC, color=PAD_COLOR)
-    return _to_tensor(view)
+    # [H, W, 3] → [3, H, W]
+    return _normalise(np.asarray(view).transpose(2, 0, 1))
 
 
 def _tiles(image: Image.Image, mode: Mode, grid: tuple[int, int]) -> torch.Tensor:
@@ -192,12 +208,21 @@ def _tiles(image: Image.Image, mode: Mode, grid: tuple[int, int]) -> torch.Tenso
     if grid == (1, 1):
         return torch.empty(0, 3, side, side)
     across, down = grid
-    mosaic = _to_tensor(image.resize((side * across, side * down), Image.Resampling.BICUBIC))
-    # [3, down·side, across·side] → [down·across, 3, side, side], row-major like the reference's crops.
-    return mosaic.reshape(3, down, side, across, side).permute(1, 3, 0, 2, 4).reshape(down * across, 3, side, side)
+    mosaic = np.asarray(image.resize((side * across, side * down), Image.Resampling.BICUBIC))
+    # [down·side, across·side, 3] → [down, across, 3, side, side]: row-major tiles, like the reference's crops.
+    # Rearranging the uint8 view costs nothing; _normalise reads it in this order once.
+    tiles = mosaic.reshape(down, side, across, side, 3).transpose(0, 2, 4, 1, 3)
+    return _normalise(tiles).view(down * across, 3, side, side)
 
 
-def _to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB image → [3, H, W] float32, scaled to [0, 1] and then normalised to [-1, 1] like the reference."""
-    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
-    return (pixels.float() / 255 - 0.5) / 0.5
+def _normalise(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 pixels, in any strided layout → a new contiguous float32 tensor of that shape, in [-1, 1].
+
+    The arithmetic and its order are the reference's ToTensor and Normalize(0.5, 0.5): x / 255, − 0.5, / 0.5,
+    so the values are bit-identical to it. The rearranging read and the cast to float32 are a single pass
+    into the result, and the arithmetic then runs in place: no temporary float tensors.
+    """
+    normalised = torch.empty(pixels.shape, dtype=torch.float32)
+    # Copied through numpy: np.asarray of a PIL image is read-only, which torch.from_numpy warns about.
+    np.copyto(normalised.numpy(), pixels)
+    return normalised.div_(255).sub_(0.5).div_(0.5)

@@ -1,5 +1,7 @@
 import io
 import os
+import subprocess
+import sys
 import time
 import zlib
 
@@ -10,6 +12,7 @@ from PIL import Image
 from dsocr.documents import (
     BadPageRange,
     DocumentError,
+    PageError,
     PageImage,
     RenderPool,
     open_document,
@@ -270,6 +273,36 @@ def test_page_over_the_time_limit_fails_and_the_next_page_renders():
         pages = render(pool, save(shaded_pdf(3)))
         assert time.monotonic() - start < DEADLINE_S
     assert [page.error.code if page.error else "ok" for page in pages] == ["ok", "render_timeout", "ok"]
+
+
+def report_loaded_modules(document, index: int, dpi: float, max_side_px: int) -> PageImage:
+    """A render function that answers with the names of the heavy modules loaded in its worker."""
+    loaded = sorted(name for name in ("torch", "dsocr.inference", "dsocr.cli") if name in sys.modules)
+    return PageImage(index, error=PageError("probe", ",".join(loaded)))
+
+
+def test_render_workers_do_not_load_the_callers_modules(tmp_path):
+    # A main script that imports torch, as the dsocr command does: multiprocessing workers would re-run it.
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import torch\n"
+        "from dsocr.documents import RenderPool\n"
+        "from test_documents import render, report_loaded_modules, save, shaded_pdf\n"
+        "if __name__ == '__main__':\n"
+        "    with RenderPool(workers=1, render_page=report_loaded_modules) as pool:\n"
+        "        [page] = render(pool, save(shaded_pdf(1)))\n"
+        "    print(repr(page.error.message))\n"
+    )
+    tests = os.path.dirname(__file__)
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": tests},
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "''"
 
 
 def test_closing_a_document_early_leaves_the_pool_working(pool):

@@ -213,6 +213,23 @@ def test_load_image_applies_exif_orientation():
     assert bottom[2] > 200 and bottom[0] < 50
 
 
+def test_load_image_returns_an_upright_rgb_image_without_copying():
+    image = noise_image(8, 8)
+    assert load_image(image) is image
+
+
+def test_load_image_turns_a_copy_of_a_callers_image():
+    image = Image.new("RGB", (64, 32))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif.tobytes())
+    opened = Image.open(buffer)
+
+    assert load_image(opened).size == (32, 64)
+    assert opened.size == (64, 32)
+
+
 def test_load_image_converts_to_rgb():
     assert load_image(png_bytes(Image.new("L", (8, 8), 200))).mode == "RGB"
 
@@ -258,6 +275,20 @@ def test_normalisation_maps_black_to_minus_one_and_white_to_one():
     view = prepare_image(image, "tiny").global_view
     assert view[:, :, :200].eq(1.0).all()
     assert view[:, :, 312:].eq(-1.0).all()
+
+
+def test_normalisation_is_bit_identical_to_the_reference_for_every_byte():
+    # A square of the mode's size is not resampled, so the view holds every byte value as it is.
+    pixels = np.tile(np.arange(256, dtype=np.uint8)[:, None], (1, 256 * 3)).reshape(256, 256, 3)
+    image = Image.fromarray(pixels, "RGB")
+    view = prepare_image(image, Mode("identity", 256, 256, False)).global_view
+    assert torch.equal(view, pil_to_normalised(image))
+
+
+def test_prepared_tensors_are_contiguous():
+    prepared = prepare_image(noise_image(800, 600), "gundam")
+    assert prepared.global_view.is_contiguous()
+    assert prepared.tiles.is_contiguous()
 
 
 def test_letterbox_bars_are_grey_127_for_a_wide_image():
