@@ -122,10 +122,8 @@ def _page_ranges(text: str) -> str:
     return text
 
 
-def _recognize(model, image: Path, args: argparse.Namespace) -> None:
-    started = time.perf_counter()
-    result = model.recognize(
-        image,
+def _ocr_options(args: argparse.Namespace) -> OcrOptions:
+    return OcrOptions(
         mode=args.mode,
         prompt=args.prompt,
         ref=args.ref,
@@ -133,7 +131,13 @@ def _recognize(model, image: Path, args: argparse.Namespace) -> None:
         max_tiles=args.max_tiles,
         ngram_size=args.ngram_size,
         ngram_window=args.ngram_window,
+        retry_ngram=None if getattr(args, "no_retry", False) else RETRY_NGRAM,
     )
+
+
+def _recognize(model, image: Path, args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    result = model.recognize(image, **_ocr_options(args).recognize_arguments())
     elapsed = time.perf_counter() - started
     print(result.text)
     print(
@@ -155,16 +159,7 @@ def _run_ocr(args: argparse.Namespace) -> int:
         return 2
     model = OcrModel.load(args.model, args.revision, args.device, DTYPES[args.dtype] if args.dtype else None)
     model_info = {"id": model.source.model_id, "revision": model.source.revision}
-    options = OcrOptions(
-        mode=args.mode,
-        prompt=args.prompt,
-        ref=args.ref,
-        max_new_tokens=args.max_new_tokens,
-        max_tiles=args.max_tiles,
-        ngram_size=args.ngram_size,
-        ngram_window=args.ngram_window,
-        retry_ngram=None if args.no_retry else RETRY_NGRAM,
-    )
+    options = _ocr_options(args)
     documents_with_failed_pages = []
     with RenderPool(workers=args.workers) as pool:
         for path, stem in zip(paths, output_stems(paths)):
