@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from dsocr.checkpoint import OFFICIAL_MODEL_ID, CheckpointError
@@ -69,9 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tiny.set_defaults(run=_run_tiny)
 
-    demo = commands.add_parser("demo", help="OCR the bundled sample page with the real model, or a tiny one offline")
+    demo = commands.add_parser(
+        "demo", help="OCR the bundled sample page into WORK_DIR/demo/ with the real model, or a tiny one offline"
+    )
     demo.add_argument("--model", default=OFFICIAL_MODEL_ID)
-    demo.add_argument("--work-dir", type=Path, default=Path("out"), help="where the offline tiny checkpoint goes")
+    demo.add_argument(
+        "--work-dir", type=Path, default=Path("out"), help="where the outputs and the offline tiny checkpoint go"
+    )
     _add_generation_options(demo, max_new_tokens=64)
     demo.add_argument("--device", default="cpu")
     demo.set_defaults(run=_run_demo)
@@ -135,15 +138,13 @@ def _ocr_options(args: argparse.Namespace) -> OcrOptions:
     )
 
 
-def _recognize(model, image: Path, args: argparse.Namespace) -> None:
-    started = time.perf_counter()
-    result = model.recognize(image, **_ocr_options(args).recognize_arguments())
-    elapsed = time.perf_counter() - started
-    print(result.text)
+def _print_summary(run) -> None:
+    summary = run.record["summary"]
+    written = f" -> {run.written[0]}" if run.written else ""
     print(
-        f"vision_tokens={result.vision_tokens} prompt_tokens={result.prompt_tokens} "
-        f"generated_tokens={result.generated_tokens} compression_ratio={result.compression_ratio:.3f} "
-        f"finish_reason={result.finish_reason} seconds={elapsed:.2f}",
+        f"dsocr: {run.path}: {summary['pages']} page(s) ({summary['ok']} ok, {summary['incomplete']} incomplete, "
+        f"{summary['failed']} failed), {summary['vision_tokens']} vision tokens, "
+        f"{summary['generated_tokens']} generated, {summary['seconds']:.1f} s{written}",
         file=sys.stderr,
     )
 
@@ -185,13 +186,7 @@ def _run_ocr(args: argparse.Namespace) -> int:
             summary = run.record["summary"]
             if summary["failed"]:
                 documents_with_failed_pages.append(f"{path} ({summary['failed']} of {summary['pages']} pages)")
-            written = f" -> {run.written[0]}" if run.written else ""
-            print(
-                f"dsocr: {path}: {summary['pages']} page(s) ({summary['ok']} ok, {summary['incomplete']} incomplete, "
-                f"{summary['failed']} failed), {summary['vision_tokens']} vision tokens, "
-                f"{summary['generated_tokens']} generated, {summary['seconds']:.1f} s{written}",
-                file=sys.stderr,
-            )
+            _print_summary(run)
     if failures:
         print(f"dsocr: {len(failures)} input(s) failed:", file=sys.stderr)
         for failure in failures:
@@ -210,6 +205,7 @@ def _run_tiny(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from dsocr.batch import ocr_file
     from dsocr.inference import OcrModel
     from dsocr.tiny import write_tiny_checkpoint
 
@@ -224,7 +220,13 @@ def _run_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         model = OcrModel.load(str(tiny), device=args.device)
-    _recognize(model, SAMPLE_PAGE, args)
+    model_info = {"id": model.source.model_id, "revision": model.source.revision}
+    with RenderPool(workers=1) as pool:
+        run = ocr_file(
+            model, model_info, pool, SAMPLE_PAGE, _ocr_options(args), dpi=DEFAULT_DPI, out=args.work_dir / "demo"
+        )
+    sys.stdout.write(run.markdown)
+    _print_summary(run)
     return 0
 
 

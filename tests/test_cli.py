@@ -71,5 +71,6 @@ def test_demo_falls_back_to_the_tiny_checkpoint_when_the_hub_is_unreachable(tmp_
     out = subprocess.run([sys.executable, "-c", env_code, str(tmp_path)], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     assert "falling back to the random tiny checkpoint" in out.stderr
-    assert "generated_tokens=4" in out.stderr
+    assert "1 page(s) (0 ok, 1 incomplete, 0 failed), 73 vision tokens, 4 generated" in out.stderr
     assert (tmp_path / "tiny-checkpoint" / "config.json").is_file()
+    assert (tmp_path / "demo" / "sample-page.md").is_file() and (tmp_path / "demo" / "sample-page.json").is_file()
