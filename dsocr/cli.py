@@ -138,6 +138,11 @@ def _ocr_options(args: argparse.Namespace) -> OcrOptions:
     )
 
 
+def _lineage(model) -> dict:
+    """The ``model`` object of the output JSON."""
+    return {"id": model.source.model_id, "revision": model.source.revision}
+
+
 def _print_summary(run) -> None:
     summary = run.record["summary"]
     written = f" -> {run.written[0]}" if run.written else ""
@@ -159,15 +164,14 @@ def _run_ocr(args: argparse.Namespace) -> int:
     if not paths:
         return 2
     model = OcrModel.load(args.model, args.revision, args.device, DTYPES[args.dtype] if args.dtype else None)
-    model_info = {"id": model.source.model_id, "revision": model.source.revision}
-    options = _ocr_options(args)
+    options, lineage = _ocr_options(args), _lineage(model)
     documents_with_failed_pages = []
     with RenderPool(workers=args.workers) as pool:
         for path, stem in zip(paths, output_stems(paths)):
             try:
                 run = ocr_file(
                     model,
-                    model_info,
+                    lineage,
                     pool,
                     path,
                     options,
@@ -220,10 +224,9 @@ def _run_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         model = OcrModel.load(str(tiny), device=args.device)
-    model_info = {"id": model.source.model_id, "revision": model.source.revision}
     with RenderPool(workers=1) as pool:
         run = ocr_file(
-            model, model_info, pool, SAMPLE_PAGE, _ocr_options(args), dpi=DEFAULT_DPI, out=args.work_dir / "demo"
+            model, _lineage(model), pool, SAMPLE_PAGE, _ocr_options(args), dpi=DEFAULT_DPI, out=args.work_dir / "demo"
         )
     sys.stdout.write(run.markdown)
     _print_summary(run)

@@ -491,9 +491,8 @@ class _Worker:
                 # The caller's import path, so that a render function from any of its modules can be unpickled.
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
             )
-        self.connection = Connection(
-            ours.detach()
-        )  # with the worker holding the only other end, its death reads as EOF
+        # With the worker holding the only other end, its death reads as end-of-file.
+        self.connection = Connection(ours.detach())
         self.document_key: int | None = None
         self.connection.send(memory_limit_bytes)
         # A worker that cannot start is a setup error to raise, not a page to fail.

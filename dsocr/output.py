@@ -116,10 +116,11 @@ def page_record(page: PageResult) -> dict:
 
 
 def _block_record(block: BlockResult) -> dict:
+    bbox = block.bbox  # a union, computed on each access
     return {
         "label": block.label,
         "text": block.text,
-        "bbox": _box_record(block.bbox) if block.bbox else None,
+        "bbox": _box_record(bbox) if bbox else None,
         "boxes": [_box_record(box) for box in block.boxes],
         "image": block.image,
     }

@@ -8,6 +8,7 @@ pages; here nothing is dropped silently.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -169,7 +170,8 @@ def ocr_page(
         return result
     finally:
         result.recognize_seconds = time.perf_counter() - started
-    parsed = parse_page(recognition.text, page.size_px, lambda k: image_link(page.index + 1, k))
+    link = functools.partial(image_link, page.index + 1)
+    parsed = parse_page(recognition.text, page.size_px, link)
     result.status = "ok" if recognition.finish_reason == "eos" else "incomplete"
     result.raw_text = recognition.text
     result.markdown = parsed.markdown
@@ -178,7 +180,7 @@ def ocr_page(
             label=block.label,
             text=block.text,
             boxes=[BoxResult(bins, px, _to_points(page, bins)) for bins, px in zip(block.boxes, block.boxes_px)],
-            image=None if block.image_index is None else image_link(page.index + 1, block.image_index),
+            image=None if block.image_index is None else link(block.image_index),
         )
         for block in parsed.blocks
     ]
