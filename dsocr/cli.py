@@ -48,11 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument("--dpi", type=_positive_float, default=DEFAULT_DPI, help="PDF rendering resolution")
     ocr.add_argument("--out", type=Path, default=None, help="output folder (created if missing)")
     ocr.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS, help="PDF rendering processes")
-    ocr.add_argument(
-        "--no-retry",
-        action="store_true",
-        help=f"do not retry pages that hit --max-new-tokens with the stricter {RETRY_NGRAM[0]}/{RETRY_NGRAM[1]} n-gram rule",
-    )
     ocr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="default: on a terminal")
     ocr.set_defaults(run=_run_ocr)
 
@@ -100,6 +95,11 @@ def _add_generation_options(parser: argparse.ArgumentParser, max_new_tokens: int
     parser.add_argument(
         "--ngram-window", type=int, default=90, help="generated tokens the no-repeat rule looks back over"
     )
+    parser.add_argument(
+        "--no-retry",
+        action="store_true",
+        help=f"do not retry pages that hit --max-new-tokens with the stricter {RETRY_NGRAM[0]}/{RETRY_NGRAM[1]} n-gram rule",
+    )
 
 
 def _positive(text: str) -> int:
@@ -134,7 +134,7 @@ def _ocr_options(args: argparse.Namespace) -> OcrOptions:
         max_tiles=args.max_tiles,
         ngram_size=args.ngram_size,
         ngram_window=args.ngram_window,
-        retry_ngram=None if getattr(args, "no_retry", False) else RETRY_NGRAM,
+        retry_ngram=None if args.no_retry else RETRY_NGRAM,
     )
 
 
