@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean tools
 
 setup: $(VENV)/.installed
 
@@ -15,10 +15,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# Triton CPU server (python backend) and perf_analyzer, installed as tools under .tools/ (not pip
+# dependencies of the library): pinned downloads, cached; a rerun is a no-op. See .tools/VERSIONS.
+tools:
+	VENV=$(VENV) PYTHON=$(PYTHON) scripts/install-triton-tools.sh
+
 demo: setup
 	$(BIN)/dsocr demo
 
-test: setup
+test: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

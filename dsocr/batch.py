@@ -85,11 +85,13 @@ def ocr_file(
     out: Path | None = None,
     stem: str | None = None,
     progress: bool | None = None,
+    concurrency: int = 1,
 ) -> DocumentRun:
     """OCR one file; with ``out``, write ``<stem>.md``, ``<stem>.json`` and ``<stem>_images/`` there.
 
     Raises ``DocumentError`` (nothing written) for a file that cannot be processed at all, and OSError for
-    one that cannot be read. ``progress`` None shows a progress bar only on a terminal.
+    one that cannot be read. ``progress`` None shows a progress bar only on a terminal. ``concurrency``: pages
+    recognised at once (see ``ocr_pages``), for a thread-safe recognizer such as a server client.
     """
     started = time.monotonic()
     data = path.read_bytes()
@@ -103,7 +105,7 @@ def ocr_file(
             disable=None if progress is None else not progress,
         )
         with bar:
-            for page, result in ocr_pages(recognizer, document, options, writer and writer.image_link):
+            for page, result in ocr_pages(recognizer, document, options, writer and writer.image_link, concurrency):
                 if writer:
                     writer.save_crops(page, result)
                 results.append(result)

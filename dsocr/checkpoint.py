@@ -70,7 +70,7 @@ def safetensors_files(directory: Path) -> list[Path]:
     """The weight files of a checkpoint directory, from its index if it has one."""
     index = directory / INDEX_FILE
     if index.is_file():
-        weight_map = json.loads(index.read_text())["weight_map"]
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         files = [directory / name for name in dict.fromkeys(weight_map.values())]
     else:
         files = sorted(directory.glob("*.safetensors"))
@@ -164,4 +164,4 @@ def save_model(model: DeepseekOCR, directory: Path, max_shard_bytes: int | None 
         weight_map.update(dict.fromkeys(shard, file_name))
     total = sum(t.numel() * t.element_size() for t in tensors.values())
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from dsocr.checkpoint import OFFICIAL_MODEL_ID, CheckpointError
 from dsocr.documents import DEFAULT_DPI, DEFAULT_WORKERS, DocumentError, RenderPool, parse_page_ranges
-from dsocr.pipeline import RETRY_NGRAM, OcrOptions
+from dsocr.pipeline import RETRY_NGRAM, OcrOptions, Recognizer
 from dsocr.preprocess import MODES
 from dsocr.prompts import PROMPTS
 
 SAMPLE_PAGE = Path(__file__).parent / "samples" / "sample-page.png"
+#: ``dsocr ocr --server`` defaults: enough pages in flight to keep a continuous-batching decoder full, and a
+#: per-page limit well above what a full 8192-token page takes.
+SERVER_CONCURRENCY = 16
+SERVER_DEADLINE_S = 600.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ocr.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder or glob pattern")
     _add_model_options(ocr)
+    _add_server_options(ocr)
     _add_generation_options(ocr)
     ocr.add_argument("--pages", type=_page_ranges, default=None, help="pages to process, like 1-3,7 (default: all)")
     ocr.add_argument("--dpi", type=_positive_float, default=DEFAULT_DPI, help="PDF rendering resolution")
@@ -73,15 +79,87 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_options(demo, max_new_tokens=64)
     demo.add_argument("--device", default="cpu")
     demo.set_defaults(run=_run_demo)
+
+    health = commands.add_parser(
+        "health",
+        help="check that a server OCRs a page end to end (exit status 0 if it does)",
+        description=(
+            "Deep health check of a dsocr Triton server: live, ready, and one tiny canary page through the whole "
+            "ensemble within the deadline. Prints the finding; the exit status is 0 if healthy, 1 if not."
+        ),
+    )
+    health.add_argument("--server", required=True, metavar="HOST:PORT", help="the server's gRPC address")
+    health.add_argument(
+        "--deadline", type=_positive_float, default=10.0, metavar="SECONDS", help="time the whole check may take"
+    )
+    health.set_defaults(run=_run_health)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the model with Triton (gRPC, HTTP, metrics) until SIGINT or SIGTERM",
+        description=(
+            "Write the Triton model repository for a checkpoint (model_repository/ filled in), check it, and run "
+            "tritonserver on it until SIGINT or SIGTERM, which drain in-flight requests and exit 0. Needs the "
+            "tools from `make tools` (or --tritonserver)."
+        ),
+    )
+    serve.add_argument("--model", required=True, help="checkpoint directory or hub id[@revision]")
+    serve.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
+    serve.add_argument(
+        "--repository", type=Path, default=None, help="where to write the model repository (default: a temporary one)"
+    )
+    serve.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="picks the cpu or gpu model configs")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--grpc-port", type=_port, default=8001)
+    serve.add_argument("--http-port", type=_port, default=8000)
+    serve.add_argument("--metrics-port", type=_port, default=8002)
+    serve.add_argument(
+        "--set",
+        dest="overrides",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="override a model parameter, like decode.max_running_pages=32 (repeatable)",
+    )
+    serve.add_argument("--tritonserver", default=None, help="the tritonserver binary (default: .tools/, then PATH)")
+    serve.add_argument("--log-file", type=Path, default=None, help="server log (default: a new temporary file)")
+    serve.add_argument("--startup-timeout", type=_positive_float, default=600, help="seconds to wait for readiness")
+    serve.set_defaults(run=_run_serve)
     return parser
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=OFFICIAL_MODEL_ID, help="checkpoint directory or hub id[@revision]")
+    # None defaults, so that giving any of these together with --server can be told apart and refused.
+    parser.add_argument(
+        "--model", default=None, help=f"checkpoint directory or hub id[@revision] (default: {OFFICIAL_MODEL_ID})"
+    )
     parser.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument(
         "--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default: bf16 on CUDA, fp32 on CPU"
+    )
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        default=None,
+        metavar="HOST:PORT",
+        help="OCR on this dsocr Triton server (its gRPC address) instead of loading a model here",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=None,
+        help=f"with --server: pages on the server at once (default {SERVER_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help=f"with --server: time limit of each page, retries included (default {SERVER_DEADLINE_S:g})",
     )
 
 
@@ -114,6 +192,21 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
+    return value
+
+
+def _override(text: str) -> tuple[str, str, str]:
+    target, sep, value = text.partition("=")
+    model, dot, key = target.partition(".")
+    if not (sep and dot and model and key):
+        raise argparse.ArgumentTypeError(f"expected MODEL.KEY=VALUE, got {text!r}")
+    return model, key, value
 
 
 def _page_ranges(text: str) -> str:
@@ -154,23 +247,57 @@ def _print_summary(run) -> None:
     )
 
 
+def _check_ocr_arguments(args: argparse.Namespace) -> None:
+    if args.server is not None:
+        local = {"--model": args.model, "--revision": args.revision, "--device": args.device, "--dtype": args.dtype}
+        given = [option for option, value in local.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} cannot be combined with --server, which runs the server's model")
+    else:
+        remote = {"--concurrency": args.concurrency, "--deadline": args.deadline}
+        given = [option for option, value in remote.items() if value is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} can only be used with --server")
+
+
+def _open_recognizer(args: argparse.Namespace, resources: contextlib.ExitStack) -> tuple[Recognizer, dict, int]:
+    """What recognises the pages, its lineage for the JSON, and how many pages it takes at once."""
+    if args.server is None:
+        from dsocr.inference import DTYPES, OcrModel
+
+        dtype = DTYPES[args.dtype] if args.dtype else None
+        model = OcrModel.load(args.model or OFFICIAL_MODEL_ID, args.revision, args.device or "cpu", dtype)
+        return model, _lineage(model), 1
+    from dsocr.client import OcrClient, lineage
+
+    concurrency = args.concurrency or SERVER_CONCURRENCY
+    server_lineage = lineage(args.server)  # also fails fast, before any page, when the server is out of reach
+    client = OcrClient(args.server, deadline_s=args.deadline or SERVER_DEADLINE_S, max_in_flight=concurrency)
+    return resources.enter_context(client), server_lineage, concurrency
+
+
 def _run_ocr(args: argparse.Namespace) -> int:
     from dsocr.batch import describe_failure, find_inputs, ocr_file, output_stems
-    from dsocr.inference import DTYPES, OcrModel
 
+    _check_ocr_arguments(args)
     paths, failures = find_inputs(args.inputs)
     for failure in failures:
         print(f"dsocr: {failure.input}: {failure.message}", file=sys.stderr)
     if not paths:
         return 2
-    model = OcrModel.load(args.model, args.revision, args.device, DTYPES[args.dtype] if args.dtype else None)
-    options, lineage = _ocr_options(args), _lineage(model)
+    options = _ocr_options(args)
     documents_with_failed_pages = []
-    with RenderPool(workers=args.workers) as pool:
+    with contextlib.ExitStack() as resources:
+        try:
+            recognizer, lineage, concurrency = _open_recognizer(args, resources)
+        except ConnectionError as error:  # the server is out of reach (the client's ServerUnavailable)
+            print(f"dsocr: error: {error}", file=sys.stderr)
+            return 1
+        pool = resources.enter_context(RenderPool(workers=args.workers))
         for path, stem in zip(paths, output_stems(paths)):
             try:
                 run = ocr_file(
-                    model,
+                    recognizer,
                     lineage,
                     pool,
                     path,
@@ -180,6 +307,7 @@ def _run_ocr(args: argparse.Namespace) -> int:
                     out=args.out,
                     stem=stem,
                     progress=args.progress,
+                    concurrency=concurrency,
                 )
             except (DocumentError, OSError) as error:
                 failures.append(describe_failure(error, str(path)))
@@ -198,6 +326,15 @@ def _run_ocr(args: argparse.Namespace) -> int:
     if documents_with_failed_pages:
         print(f"dsocr: pages failed in: {', '.join(documents_with_failed_pages)}; see their JSON", file=sys.stderr)
     return 1 if failures or documents_with_failed_pages else 0
+
+
+def _run_health(args: argparse.Namespace) -> int:
+    from dsocr.client import check_health
+
+    health = check_health(args.server, deadline_s=args.deadline)
+    verdict = "ok" if health.ok else "unhealthy"
+    print(f"{verdict}: {args.server}: {health.detail} ({health.latency_s:.2f} s)")
+    return 0 if health.ok else 1
 
 
 def _run_tiny(args: argparse.Namespace) -> int:
@@ -231,6 +368,81 @@ def _run_demo(args: argparse.Namespace) -> int:
     sys.stdout.write(run.markdown)
     _print_summary(run)
     return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import contextlib
+    import signal
+    import tempfile
+    import threading
+
+    from dsocr.repository import check_repository, materialize
+    from dsocr.server import ServerError, TritonServer
+
+    class Interrupted(Exception):
+        pass
+
+    # Before the server runs, a signal abandons the preparation; once it runs, the signal is passed on to it.
+    stopping, received, serving = threading.Event(), [], threading.Event()
+
+    def on_signal(signum, _frame):
+        received.append(signum)
+        stopping.set()
+        if not serving.is_set():
+            raise Interrupted
+
+    parameters: dict[str, dict[str, str]] = {}
+    for model, key, value in args.overrides:
+        parameters.setdefault(model, {})[key] = value
+    config_name = "gpu" if args.device == "cuda" else "cpu"
+    previous_handlers = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with contextlib.ExitStack() as cleanup:
+            out = args.repository
+            if out is None:
+                out = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="dsocr-serve-"))) / "repository"
+            repository = materialize(out, args.model, args.revision, parameters)
+            check_repository(repository, config_name)
+            server = TritonServer(
+                repository,
+                config_name=config_name,
+                binary=args.tritonserver,
+                host=args.host,
+                http_port=args.http_port,
+                grpc_port=args.grpc_port,
+                metrics_port=args.metrics_port,
+                log_path=args.log_file,
+            )
+            serving.set()
+            server.start()
+            cleanup.callback(server.stop)  # registered after the folder: the server stops before it is removed
+            if server.wait_ready(args.startup_timeout, interrupt=stopping):
+                print(
+                    f"dsocr serve: ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics {server.metrics_url}"
+                    f" (model {args.model}, repository {repository}, log {server.log_path})",
+                    flush=True,
+                )
+            while not stopping.wait(0.5):
+                if server.process.poll() is not None:
+                    raise server.error(f"tritonserver exited unexpectedly with status {server.process.returncode}")
+            signum = received[0]
+            status = server.stop(signum=signum)
+            # Until its models are loaded Triton has no signal handler, so the signal ends it outright: still asked for.
+            if status not in (0, -signum):
+                raise server.error(f"tritonserver did not stop cleanly (status {status})")
+            print("dsocr serve: stopped", file=sys.stderr)
+            return 0
+    except Interrupted:
+        return 0
+    except ServerError as err:
+        print(f"dsocr serve: error: {err.one_line()}", file=sys.stderr)
+        return 1
+    except OSError as err:  # the repository folder cannot be written, or holds something else
+        print(f"dsocr serve: error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

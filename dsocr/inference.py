@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
 from dsocr.checkpoint import Source, load_model, resolve
 from dsocr.generate import greedy_generate
 from dsocr.model.deepseek_ocr import DeepseekOCR
-from dsocr.ngram import default_rule
+from dsocr.ngram import rule_for
 from dsocr.preprocess import PreparedImage, prepare_image
 from dsocr.prompts import build_input_ids, resolve_prompt
 from dsocr.tokenizer import Tokenizer
@@ -85,7 +85,7 @@ class OcrModel:
         """
         prepared = prepare_image(image, mode, max_tiles=max_tiles)
         embeds = self.prompt_embeddings(prepared, resolve_prompt(prompt, ref))
-        rule = replace(default_rule(self.tokenizer), size=ngram_size, window=ngram_window) if ngram_size else None
+        rule = rule_for(self.tokenizer, ngram_size, ngram_window)
         [result] = greedy_generate(self.model.decoder, embeds[None], max_new_tokens, self.tokenizer.eos_id, rule)
         return Recognition(
             text=self.tokenizer.decode(result.token_ids),

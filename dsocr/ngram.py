@@ -7,7 +7,7 @@ Unlike transformers' ``no_repeat_ngram_size`` it looks only at generated tokens,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dsocr.tokenizer import TD_CLOSE, TD_OPEN, Tokenizer
 
@@ -48,3 +48,8 @@ class NGramRule:
 def default_rule(tokenizer: Tokenizer) -> NGramRule:
     """n = 30 within 90 tokens, table cells exempt: the upstream vLLM recipe DeepSeek advertises."""
     return NGramRule(whitelist=frozenset({tokenizer.token_id(TD_OPEN), tokenizer.token_id(TD_CLOSE)}))
+
+
+def rule_for(tokenizer: Tokenizer, size: int, window: int) -> NGramRule | None:
+    """The default rule with another size and window; ``None`` (no rule) for size 0."""
+    return replace(default_rule(tokenizer), size=size, window=window) if size else None

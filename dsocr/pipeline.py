@@ -9,8 +9,11 @@ pages; here nothing is dropped silently.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -132,14 +135,41 @@ def ocr_pages(
     pages: Iterable[PageImage],
     options: OcrOptions,
     image_link: Callable[[int, int], str] | None = None,
+    concurrency: int = 1,
 ) -> Iterator[tuple[PageImage, PageResult]]:
     """Recognise each page; yields it with its result, in page order, so callers can crop from the image.
 
     ``image_link(page_number, k)`` names the crop of the k-th image block of a page (page numbers from 1);
-    by default it is the official PDF script's name.
+    by default it is the official PDF script's name. With ``concurrency`` above 1, that many pages are
+    recognised at once in threads (a recognizer that is a server client then keeps the server busy), and
+    ``recognizer`` must be thread-safe; pages are still yielded in order, and read from ``pages`` at most
+    ``concurrency`` ahead of the one the caller waits for, so rendered pages do not pile up in memory.
     """
-    for page in pages:
-        yield page, ocr_page(recognizer, page, options, image_link or official_image_link)
+    link = image_link or official_image_link
+    if concurrency <= 1:
+        for page in pages:
+            yield page, ocr_page(recognizer, page, options, link)
+        return
+    executor = ThreadPoolExecutor(concurrency, thread_name_prefix="dsocr-page")
+
+    def started(page: PageImage) -> tuple[PageImage, Future[PageResult]]:
+        return page, executor.submit(ocr_page, recognizer, page, options, link)
+
+    pages = iter(pages)
+    window: deque[tuple[PageImage, Future[PageResult]]] = deque()
+    try:
+        window.extend(started(page) for page in itertools.islice(pages, concurrency))
+        while window:
+            yield _when_done(*window.popleft())
+            window.extend(started(page) for page in itertools.islice(pages, 1))  # the next page, if any
+    finally:
+        # When the caller stops early, pages not started are dropped; the running ones finish in their threads
+        # (a recognizer's own deadline bounds them) without the caller waiting for them.
+        executor.shutdown(wait=not window, cancel_futures=True)
+
+
+def _when_done(page: PageImage, result: Future[PageResult]) -> tuple[PageImage, PageResult]:
+    return page, result.result()
 
 
 def official_image_link(page_number: int, k: int) -> str:

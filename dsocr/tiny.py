@@ -116,9 +116,13 @@ def write_tokenizer_files(tokenizer: Tokenizer, directory: Path) -> None:
         "model_max_length": 8192,
         "tokenizer_class": "LlamaTokenizerFast",
     }
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     special = {"bos_token": tk.BOS, "eos_token": tk.EOS, "pad_token": tk.PAD}
-    (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2, ensure_ascii=False) + "\n")
+    (directory / "special_tokens_map.json").write_text(
+        json.dumps(special, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def init_random_(model: nn.Module, seed: int) -> None:
@@ -152,12 +156,12 @@ def write_tiny_checkpoint(directory: str | Path, seed: int = 0, max_shard_bytes:
     init_random_(model, seed)
     save_model(model.to(torch.bfloat16), directory, max_shard_bytes)
     config_dict = config.to_dict(name_or_path=f"dsocr/tiny-random-seed{seed}")
-    (directory / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
+    (directory / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n", encoding="utf-8")
     generation = {
         "_from_model_config": True,
         "bos_token_id": config.decoder.bos_token_id,
         "eos_token_id": config.decoder.eos_token_id,
     }
-    (directory / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
+    (directory / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n", encoding="utf-8")
     write_tokenizer_files(tokenizer, directory)
     return directory

@@ -59,7 +59,7 @@ class Tokenizer:
         bos, eos = BOS, EOS
         config_path = directory / "tokenizer_config.json"
         if config_path.is_file():
-            config = json.loads(config_path.read_text())
+            config = json.loads(config_path.read_text(encoding="utf-8"))
             bos = _token_text(config.get("bos_token")) or bos
             eos = _token_text(config.get("eos_token")) or eos
         return cls(_HFTokenizer.from_file(str(path)), bos, eos)

@@ -14,3 +14,20 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint) -> OcrModel:
     return OcrModel.load(str(tiny_checkpoint))
+
+
+@pytest.fixture(scope="session")
+def triton_server(tiny_checkpoint, tmp_path_factory):
+    """tritonserver on the tiny checkpoint for the whole session. Missing tools fail the tests (CI must run them)."""
+    from triton_harness import tiny_server
+
+    from dsocr.server import ServerError
+
+    failure = None
+    try:
+        with tiny_server(tiny_checkpoint, tmp_path_factory.mktemp("triton")) as server:
+            yield server
+    except ServerError as err:
+        failure = str(err)
+    if failure:  # failed outside the except block, so the report shows the message alone
+        pytest.fail(failure, pytrace=False)

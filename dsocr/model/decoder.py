@@ -42,6 +42,21 @@ class KVCache:
     def max_len(self) -> int:
         return self.k.shape[3]
 
+    @property
+    def nbytes(self) -> int:
+        return self.k.nbytes + self.v.nbytes
+
+    def rows(self, start: int, stop: int) -> KVCache:
+        """Rows ``start:stop`` as a cache of their own that shares this one's memory."""
+        view = object.__new__(KVCache)
+        view.k, view.v = self.k[:, start:stop], self.v[:, start:stop]
+        return view
+
+    def move_row(self, source: int, target: int, length: int) -> None:
+        """Copy the first ``length`` positions of row ``source`` into row ``target``."""
+        self.k[:, target, :, :length] = self.k[:, source, :, :length]
+        self.v[:, target, :, :length] = self.v[:, source, :, :length]
+
     def update(self, layer: int, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: int):
         """Write ``k``/``v`` ``[B, heads, T, D]`` at ``positions`` ``[B, T]``; return this layer's first ``length`` keys/values."""
         rows = torch.arange(positions.shape[0], device=positions.device)[:, None]

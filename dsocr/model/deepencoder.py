@@ -45,8 +45,27 @@ class DeepEncoder(nn.Module):
 
     def encode_page(self, global_view: torch.Tensor, tiles: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """One page's LM input vectors from its ``[3, S, S]`` global view and ``[n, 3, s, s]`` tiles (n may be 0)."""
-        tile_features = self(tiles) if len(tiles) else None
-        return self.arrange(self(global_view[None])[0], tile_features, grid)
+        [vectors] = self.encode_pages([(global_view, tiles, grid)])
+        return vectors
+
+    def encode_pages(self, pages: list[tuple[torch.Tensor, torch.Tensor, tuple[int, int]]]) -> list[torch.Tensor]:
+        """``encode_page`` for many pages at once: all views of one size go through the encoder as one batch."""
+        views = {}  # (page, "global" | "tiles") → [n, 3, S, S]
+        for page, (global_view, tiles, _) in enumerate(pages):
+            views[page, "global"] = global_view[None]
+            if len(tiles):
+                views[page, "tiles"] = tiles
+        by_size: dict[tuple[int, ...], list] = {}
+        for key, batch in views.items():
+            by_size.setdefault(tuple(batch.shape[1:]), []).append(key)
+        features = {}
+        for keys in by_size.values():
+            encoded = self(torch.cat([views[key] for key in keys])).split([len(views[key]) for key in keys])
+            features.update(zip(keys, encoded))
+        return [
+            self.arrange(features[page, "global"][0], features.get((page, "tiles")), grid)
+            for page, (_, _, grid) in enumerate(pages)
+        ]
 
     def arrange(
         self, global_features: torch.Tensor, tile_features: torch.Tensor | None, grid: tuple[int, int]
