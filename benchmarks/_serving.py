@@ -17,7 +17,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -128,23 +127,9 @@ def running(triton: TritonServer) -> Iterator[TritonServer]:
     triton.start()
     try:
         triton.wait_ready(STARTUP_TIMEOUT_S)
-        _wait_for_metrics(triton)
         yield triton
     finally:
         triton.stop()
-
-
-def _wait_for_metrics(triton: TritonServer, timeout_s: float = 30) -> None:
-    """Triton opens its metrics port after reporting ready on HTTP: wait for that too."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(triton.metrics_url, timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise triton.error(f"no metrics at {triton.metrics_url} within {timeout_s:.0f} s") from None
-            time.sleep(0.2)
 
 
 def served_parameters(triton: TritonServer) -> dict[str, dict[str, str]]:

@@ -50,6 +50,14 @@ class ServerError(RuntimeError):
         )
 
 
+def _answers(url: str) -> bool:
+    try:
+        with _DIRECT.open(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def failure_reason(log: str) -> str | None:
     """Why the server failed, from its log: the first model that failed to load, else Triton's fatal error.
 
@@ -184,7 +192,7 @@ class TritonServer:
         return args + list(self.extra_args)
 
     def wait_ready(self, timeout_s: float = 300, interrupt: threading.Event | None = None) -> bool:
-        """Block until ``/v2/health/ready`` answers 200; False if ``interrupt`` was set first.
+        """Block until ``is_ready``; False if ``interrupt`` was set first.
 
         Raises ``ServerError`` with the end of the server log when the process exits or the deadline passes.
         """
@@ -200,11 +208,8 @@ class TritonServer:
         return True
 
     def is_ready(self) -> bool:
-        try:
-            with _DIRECT.open(f"{self.http_url}/v2/health/ready", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        """Ready on HTTP and serving metrics: Triton opens its metrics port a moment after it reports ready."""
+        return _answers(f"{self.http_url}/v2/health/ready") and _answers(self.metrics_url)
 
     def stop(self, timeout_s: float | None = None, signum: int = signal.SIGTERM) -> int | None:
         """Send ``signum`` (Triton drains in-flight requests), SIGKILL the process group after ``timeout_s``.
