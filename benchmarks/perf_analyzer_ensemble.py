@@ -18,9 +18,7 @@ import argparse
 import base64
 import csv
 import json
-import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,9 @@ from pathlib import Path
 
 import _serving
 
-ENSEMBLE = "deepseek_ocr"
+from dsocr.client.tensors import ENSEMBLE
+from dsocr.server import find_tool
+
 BUNDLED = _serving.REPO / ".tools" / "perf_analyzer" / "bin" / "perf_analyzer"
 BINARY_ENV = "DSOCR_PERF_ANALYZER"
 DEFAULT_OUT = _serving.RESULTS / "perf_analyzer_ensemble"
@@ -123,15 +123,7 @@ def write_input_data(path: str | Path, page_png: bytes, **settings) -> Path:
 
 def find_perf_analyzer(explicit: str | Path | None = None) -> Path:
     """The first of: ``explicit``, ``$DSOCR_PERF_ANALYZER``, ``.tools/perf_analyzer/bin/perf_analyzer``, PATH."""
-    for candidate in (explicit, os.environ.get(BINARY_ENV)):
-        if candidate:
-            return Path(candidate).absolute()
-    if BUNDLED.is_file():
-        return BUNDLED
-    on_path = shutil.which("perf_analyzer")
-    if on_path:
-        return Path(on_path)
-    raise FileNotFoundError(f"no perf_analyzer (not in {BUNDLED.parent}, not on PATH): run `make tools`")
+    return find_tool("perf_analyzer", explicit, BINARY_ENV, BUNDLED)
 
 
 def perf_analyzer_command(

@@ -76,18 +76,26 @@ _FAILED_LOAD = re.compile(r'^E\d{4} .*?\] "(failed to load .*)"$', re.MULTILINE)
 
 def find_tritonserver(explicit: str | Path | None = None) -> Path:
     """The first of: ``explicit``, ``$DSOCR_TRITONSERVER``, ``.tools/triton/bin/tritonserver``, PATH."""
-    for candidate, origin in ((explicit, "given"), (os.environ.get(BINARY_ENV), f"${BINARY_ENV}")):
+    try:
+        return find_tool("tritonserver", explicit, BINARY_ENV, BUNDLED_SERVER)
+    except FileNotFoundError as error:
+        raise ServerError(str(error)) from None
+
+
+def find_tool(name: str, explicit: str | Path | None, env_var: str, bundled: Path) -> Path:
+    """The first of: ``explicit``, ``$env_var``, ``bundled`` (where ``make tools`` puts it), ``name`` on PATH."""
+    for candidate, origin in ((explicit, "given"), (os.environ.get(env_var), f"${env_var}")):
         if candidate:
             path = Path(candidate).expanduser()
             if not (path.is_file() and os.access(path, os.X_OK)):
-                raise ServerError(f"tritonserver {path} ({origin}) is not an executable file")
+                raise FileNotFoundError(f"{name} {path} ({origin}) is not an executable file")
             return path.absolute()
-    if BUNDLED_SERVER.is_file():
-        return BUNDLED_SERVER
-    on_path = shutil.which("tritonserver")
+    if bundled.is_file():
+        return bundled
+    on_path = shutil.which(name)
     if on_path:
         return Path(on_path)
-    raise ServerError(f"no tritonserver found (not in {BUNDLED_SERVER.parent}, not on PATH): run `make tools`")
+    raise FileNotFoundError(f"no {name} found (not in {bundled.parent}, not on PATH): run `make tools`")
 
 
 def backend_directory(binary: Path) -> Path | None:
