@@ -10,10 +10,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from triton_harness import EXIT_TIMEOUT_S, SMALL_SETTINGS, set_options
+from triton_harness import EXIT_TIMEOUT_S, SMALL_SETTINGS, processes_mentioning, set_options
 
 from dsocr import server
 
@@ -59,19 +58,6 @@ def _ready(http_port: int) -> bool:
         return False
 
 
-def _processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that contain ``text`` (tritonserver and its python stubs name the repository)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # the process ended while we looked
-            continue
-        if text in args:
-            found.append(args)
-    return found
-
-
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
@@ -91,7 +77,7 @@ def test_serve_becomes_ready_and_sigterm_stops_it_cleanly(tiny_checkpoint, tmp_p
             assert process.poll() is None, f"dsocr serve exited with {process.returncode}: {process.stderr.read()}"
             assert time.monotonic() < deadline, f"not ready within {READY_DEADLINE_S} s"
             time.sleep(0.25)
-        assert len(_processes_mentioning(str(repository))) >= 2  # the server and its stubs: the last check can see them
+        assert len(processes_mentioning(str(repository))) >= 2  # the server and its stubs: the last check can see them
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=STOP_DEADLINE_S)
     finally:
@@ -100,7 +86,7 @@ def test_serve_becomes_ready_and_sigterm_stops_it_cleanly(tiny_checkpoint, tmp_p
             process.communicate()
     assert process.returncode == 0, stderr
     assert f"dsocr serve: ready: gRPC 127.0.0.1:{grpc}, HTTP http://127.0.0.1:{http}" in stdout
-    assert _processes_mentioning(str(repository)) == []
+    assert processes_mentioning(str(repository)) == {}
 
 
 def test_serve_with_a_missing_checkpoint_exits_with_one_line(tmp_path):

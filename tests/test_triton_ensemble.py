@@ -5,12 +5,11 @@ import os
 import signal
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from PIL import Image
-from triton_harness import cancelled_pages, eventually, metric, running_pages, tiny_server
+from triton_harness import cancelled_pages, eventually, metric, processes_mentioning, running_pages, tiny_server
 from tritonclient.utils import np_to_triton_dtype
 
 from dsocr.client import OcrClient, check_health
@@ -59,24 +58,14 @@ def test_pages_sent_at_once_are_batched_and_each_equals_in_process(triton_server
     assert metric(triton_server, "dsocr_decode_peak_running_pages") > 1
 
 
-def _stub_pids(model_dir: Path) -> list[int]:
-    """The Python backend stub processes serving ``model_dir`` (the stub's command line names its model.py)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if command[0].endswith(b"triton_python_backend_stub") and str(model_dir).encode() in command[1]:
-                pids.append(int(entry.name))
-    return pids
-
-
 def test_killing_the_decode_stub_fails_the_deep_health_check(tiny_checkpoint, tmp_path):
     with tiny_server(tiny_checkpoint, tmp_path) as server:
         assert check_health(server.grpc_url).ok
-        [stub] = _stub_pids(server.repository / "decode")
+        [stub] = [
+            pid
+            for pid, command in processes_mentioning(str(server.repository / "decode" / "1" / "model.py")).items()
+            if command.split()[0].endswith("triton_python_backend_stub")
+        ]
         os.kill(stub, signal.SIGKILL)
 
         health = check_health(server.grpc_url, deadline_s=10)

@@ -66,3 +66,17 @@ def eventually(condition, within_s: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def processes_mentioning(text: str) -> dict[int, str]:
+    """pid → command line of live processes whose command line contains ``text`` (tritonserver and its python
+    stubs name the repository; a stub also names its model's ``model.py``)."""
+    found = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended while we looked
+            continue
+        if text in command:
+            found[int(cmdline.parent.name)] = command
+    return found
