@@ -73,10 +73,7 @@ async def run_workload(url: str, page: bytes, budgets: list[int], concurrency: i
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(budgets)))))
         wall = time.perf_counter() - started
     return {
-        "wall_s": round(wall, 3),
-        "pages_per_s": round(len(budgets) / wall, 3),
-        "generated_tokens_per_s": round(generated / wall, 1),
-        "generated_tokens": generated,
+        **_throughput(len(budgets), generated, wall),
         "pages_ended_before_budget": short,
         "latency_ms": {
             "p50": round(1000 * _serving.percentile(latencies, 50), 1),
@@ -126,12 +123,18 @@ def engine_only(checkpoint: str, page: bytes, budgets: list[int], args: argparse
                     engine.submit(Sequence(embeds, budget, rule))
     wall = time.perf_counter() - started
     return {
-        "wall_s": round(wall, 3),
-        "pages_per_s": round(len(budgets) / wall, 3),
-        "generated_tokens_per_s": round(generated / wall, 1),
-        "generated_tokens": generated,
+        **_throughput(len(budgets), generated, wall),
         "decode_steps": engine.steps,
         "mean_running_pages": round(generated / engine.steps, 2),
+    }
+
+
+def _throughput(pages: int, generated: int, wall: float) -> dict:
+    return {
+        "wall_s": round(wall, 3),
+        "pages_per_s": round(pages / wall, 3),
+        "generated_tokens_per_s": round(generated / wall, 1),
+        "generated_tokens": generated,
     }
 
 
