@@ -130,16 +130,14 @@ class TritonPythonModel:
             _fail(sequence.tag.sender, "the server is shutting down", pb_utils.TritonError.UNAVAILABLE)
 
     def _take_new_pages(self, block: bool):
+        """Submit every page that has arrived; when ``block``, wait up to IDLE_WAIT_S for the first."""
         try:
             page = self.inbox.get(timeout=IDLE_WAIT_S) if block else self.inbox.get_nowait()
+            while True:
+                self._submit(page)
+                page = self.inbox.get_nowait()
         except queue.Empty:
             return
-        while True:
-            self._submit(page)
-            try:
-                page = self.inbox.get_nowait()
-            except queue.Empty:
-                return
 
     def _submit(self, page: Page):
         if len(self.engine.waiting) >= self.max_waiting:
