@@ -27,8 +27,9 @@ import tritonclient
 import dsocr
 from dsocr.client.tensors import page_bytes
 from dsocr.documents import open_document
+from dsocr.export.repository import build_repository
 from dsocr.preprocess import load_image
-from dsocr.repository import check_repository, materialize, read_config, variant_config
+from dsocr.repository import check_repository, read_config, variant_config
 from dsocr.server import TritonServer
 from dsocr.tiny import write_tiny_checkpoint
 
@@ -45,7 +46,7 @@ STARTUP_TIMEOUT_S = 600
 
 
 def checkpoint(model: str, work_dir: Path) -> str:
-    """``model`` as something ``materialize`` and ``OcrModel.load`` take; ``tiny`` writes the random one."""
+    """``model`` as something ``build_repository`` and ``OcrModel.load`` take; ``tiny`` writes the random one."""
     if model == TINY:
         return str(write_tiny_checkpoint(work_dir / "tiny-checkpoint", seed=0))
     return model
@@ -102,6 +103,7 @@ def settings_from(args: argparse.Namespace, *layers: Mapping[str, Mapping[str, s
     threads = {}
     if args.device == "cpu" and args.threads:
         threads = {model: {"torch_threads": str(args.threads)} for model in ("preprocess", "encode", "decode")}
+        threads["encoder_view"] = {"threads": str(args.threads)}
     return merge_settings(threads, *layers, parse_settings(args.settings))
 
 
@@ -111,7 +113,7 @@ def server(
     """A server (not started: ``with`` starts it and waits until ready) for checkpoint ``model`` with
     ``settings`` over the template's parameters, on free loopback ports; repository and log in ``work_dir``."""
     config_name = "gpu" if device == "cuda" else "cpu"
-    repository = materialize(work_dir / "repository", model, parameters=settings or {})
+    repository = build_repository(work_dir / "repository", model, config_name, parameters=settings or {})
     check_repository(repository, config_name)
     return TritonServer(
         repository,

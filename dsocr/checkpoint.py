@@ -10,6 +10,7 @@ files into place, so a 6.7 GB checkpoint never exists twice in memory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -90,6 +91,32 @@ def _tensor_locations(files: list[Path]) -> dict[str, tuple[Path, tuple[int, ...
             for name in handle.keys():
                 locations[name] = (file, tuple(handle.get_slice(name).get_shape()))
     return locations
+
+
+def read_tensors(source: str | Path | Source, names: list[str]) -> dict[str, torch.Tensor]:
+    """Tensors by official name, read on their own (a model part's few tensors without loading that part)."""
+    path = source.path if isinstance(source, Source) else resolve(str(source)).path
+    locations = _tensor_locations(safetensors_files(path))
+    missing = [name for name in names if name not in locations]
+    if missing:
+        raise CheckpointError(f"{path}: missing tensors {', '.join(missing)}")
+    tensors = {}
+    for name in names:
+        with safe_open(locations[name][0], framework="pt") as handle:
+            tensors[name] = handle.get_tensor(name)
+    return tensors
+
+
+def weights_sha256(path: Path) -> dict[str, str]:
+    """SHA-256 of every safetensors file of a checkpoint directory, by file name: what an artifact was built from."""
+    digests = {}
+    for file in safetensors_files(path):
+        digest = hashlib.sha256()
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+        digests[file.name] = digest.hexdigest()
+    return digests
 
 
 def load_model(

@@ -7,8 +7,11 @@ import contextlib
 import sys
 from pathlib import Path
 
+from dsocr.arguments import page_ranges, port, positive, positive_float
 from dsocr.checkpoint import OFFICIAL_MODEL_ID, CheckpointError
-from dsocr.documents import DEFAULT_DPI, DEFAULT_WORKERS, DocumentError, RenderPool, parse_page_ranges
+from dsocr.documents import DEFAULT_DPI, DEFAULT_WORKERS, DocumentError, RenderPool
+from dsocr.export.cli import add_commands as add_export_commands
+from dsocr.export.cli import add_repository_options, build_from_arguments
 from dsocr.pipeline import RETRY_NGRAM, OcrOptions, Recognizer
 from dsocr.preprocess import MODES
 from dsocr.prompts import PROMPTS
@@ -50,10 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(ocr)
     _add_server_options(ocr)
     _add_generation_options(ocr)
-    ocr.add_argument("--pages", type=_page_ranges, default=None, help="pages to process, like 1-3,7 (default: all)")
-    ocr.add_argument("--dpi", type=_positive_float, default=DEFAULT_DPI, help="PDF rendering resolution")
+    ocr.add_argument("--pages", type=page_ranges, default=None, help="pages to process, like 1-3,7 (default: all)")
+    ocr.add_argument("--dpi", type=positive_float, default=DEFAULT_DPI, help="PDF rendering resolution")
     ocr.add_argument("--out", type=Path, default=None, help="output folder (created if missing)")
-    ocr.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS, help="PDF rendering processes")
+    ocr.add_argument("--workers", type=positive, default=DEFAULT_WORKERS, help="PDF rendering processes")
     ocr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="default: on a terminal")
     ocr.set_defaults(run=_run_ocr)
 
@@ -90,41 +93,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--server", required=True, metavar="HOST:PORT", help="the server's gRPC address")
     health.add_argument(
-        "--deadline", type=_positive_float, default=10.0, metavar="SECONDS", help="time the whole check may take"
+        "--deadline", type=positive_float, default=10.0, metavar="SECONDS", help="time the whole check may take"
     )
     health.set_defaults(run=_run_health)
+
+    add_export_commands(commands)
 
     serve = commands.add_parser(
         "serve",
         help="serve the model with Triton (gRPC, HTTP, metrics) until SIGINT or SIGTERM",
         description=(
-            "Write the Triton model repository for a checkpoint (model_repository/ filled in), check it, and run "
+            "Build the Triton model repository for a checkpoint (as `dsocr repository build` does, for the cpu or "
+            "gpu target by --device), or take one already built (--repository without --model), check it, and run "
             "tritonserver on it until SIGINT or SIGTERM, which drain in-flight requests and exit 0. Needs the "
             "tools from `make tools` (or --tritonserver)."
         ),
     )
-    serve.add_argument("--model", required=True, help="checkpoint directory or hub id[@revision]")
-    serve.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
+    add_repository_options(serve, model_required=False)
     serve.add_argument(
-        "--repository", type=Path, default=None, help="where to write the model repository (default: a temporary one)"
+        "--repository",
+        type=Path,
+        default=None,
+        help="with --model: where to build the model repository (default: a temporary one); without: a repository "
+        "from `dsocr repository build` to serve as it is",
     )
     serve.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="picks the cpu or gpu model configs")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--grpc-port", type=_port, default=8001)
-    serve.add_argument("--http-port", type=_port, default=8000)
-    serve.add_argument("--metrics-port", type=_port, default=8002)
-    serve.add_argument(
-        "--set",
-        dest="overrides",
-        type=_override,
-        action="append",
-        default=[],
-        metavar="MODEL.KEY=VALUE",
-        help="override a model parameter, like decode.max_running_pages=32 (repeatable)",
-    )
+    serve.add_argument("--grpc-port", type=port, default=8001)
+    serve.add_argument("--http-port", type=port, default=8000)
+    serve.add_argument("--metrics-port", type=port, default=8002)
     serve.add_argument("--tritonserver", default=None, help="the tritonserver binary (default: .tools/, then PATH)")
     serve.add_argument("--log-file", type=Path, default=None, help="server log (default: a new temporary file)")
-    serve.add_argument("--startup-timeout", type=_positive_float, default=600, help="seconds to wait for readiness")
+    serve.add_argument("--startup-timeout", type=positive_float, default=600, help="seconds to wait for readiness")
     serve.set_defaults(run=_run_serve)
     return parser
 
@@ -150,13 +150,13 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive,
+        type=positive,
         default=None,
         help=f"with --server: pages on the server at once (default {SERVER_CONCURRENCY})",
     )
     parser.add_argument(
         "--deadline",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help=f"with --server: time limit of each page, retries included (default {SERVER_DEADLINE_S:g})",
@@ -167,7 +167,7 @@ def _add_generation_options(parser: argparse.ArgumentParser, max_new_tokens: int
     parser.add_argument("--mode", choices=sorted(MODES), default="gundam")
     parser.add_argument("--prompt", default="markdown", help=f"one of {', '.join(PROMPTS)} or custom text")
     parser.add_argument("--ref", default=None, help="the text the 'locate' prompt looks for")
-    parser.add_argument("--max-new-tokens", type=_positive, default=max_new_tokens)
+    parser.add_argument("--max-new-tokens", type=positive, default=max_new_tokens)
     parser.add_argument("--max-tiles", type=int, default=6, help="largest Gundam tile count (the HF script uses 9)")
     parser.add_argument("--ngram-size", type=int, default=30, help="no-repeat n-gram size; 0 turns the rule off")
     parser.add_argument(
@@ -178,44 +178,6 @@ def _add_generation_options(parser: argparse.ArgumentParser, max_new_tokens: int
         action="store_true",
         help=f"do not retry pages that hit --max-new-tokens with the stricter {RETRY_NGRAM[0]}/{RETRY_NGRAM[1]} n-gram rule",
     )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
-    return value
-
-
-def _override(text: str) -> tuple[str, str, str]:
-    target, sep, value = text.partition("=")
-    model, dot, key = target.partition(".")
-    if not (sep and dot and model and key):
-        raise argparse.ArgumentTypeError(f"expected MODEL.KEY=VALUE, got {text!r}")
-    return model, key, value
-
-
-def _page_ranges(text: str) -> str:
-    """Check the syntax now; whether the pages exist is checked per document."""
-    try:
-        parse_page_ranges(text, page_count=sys.maxsize)
-    except DocumentError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
 
 
 def _ocr_options(args: argparse.Namespace) -> OcrOptions:
@@ -376,7 +338,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     import tempfile
     import threading
 
-    from dsocr.repository import check_repository, materialize
+    from dsocr.repository import check_repository
     from dsocr.server import ServerError, TritonServer
 
     class Interrupted(Exception):
@@ -391,17 +353,18 @@ def _run_serve(args: argparse.Namespace) -> int:
         if not serving.is_set():
             raise Interrupted
 
-    parameters: dict[str, dict[str, str]] = {}
-    for model, key, value in args.overrides:
-        parameters.setdefault(model, {})[key] = value
+    if not args.model and (args.repository is None or args.overrides or args.artifacts):
+        raise ValueError("give --model to build a repository, or --repository alone to serve one already built")
     config_name = "gpu" if args.device == "cuda" else "cpu"
     previous_handlers = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         with contextlib.ExitStack() as cleanup:
-            out = args.repository
-            if out is None:
-                out = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="dsocr-serve-"))) / "repository"
-            repository = materialize(out, args.model, args.revision, parameters)
+            repository = args.repository
+            if args.model:
+                if repository is None:
+                    scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="dsocr-serve-"))
+                    repository = Path(scratch) / "repository"
+                repository = build_from_arguments(args, repository, config_name)
             check_repository(repository, config_name)
             server = TritonServer(
                 repository,
@@ -419,7 +382,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             if server.wait_ready(args.startup_timeout, interrupt=stopping):
                 print(
                     f"dsocr serve: ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics {server.metrics_url}"
-                    f" (model {args.model}, repository {repository}, log {server.log_path})",
+                    f" (repository {repository}, log {server.log_path})",
                     flush=True,
                 )
             while not stopping.wait(0.5):

@@ -10,14 +10,23 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from dsocr.checkpoint import CheckpointError, resolve, safetensors_files
+from dsocr.checkpoint import CheckpointError, Source, resolve, safetensors_files
 from dsocr.config import ModelConfig
+from dsocr.export.metadata import (
+    INPUT_NAME,
+    METADATA_FILE,
+    OUTPUT_NAME,
+    VIEW_SIZES,
+    ArtifactError,
+    read_metadata,
+)
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_repository"
 #: First line of every generated config; also how a previous materialisation is recognised.
@@ -26,8 +35,32 @@ LINEAGE_KEYS = ("model_id", "revision")
 #: Clients read these models over a gRPC stream, one response per page once it finishes; a unary model would
 #: make the ensemble hold every page of a batch until the slowest one ends.
 DECOUPLED_MODELS = frozenset({"decode"})
+#: The template of the per-view-size encoder models ``encoder_<size>``, which ``encode`` calls (BLS).
+VIEW_TEMPLATE = "encoder_view"
+#: What the per-view encoders of each target run: ONNX Runtime in the Python backend, or TensorRT plans.
+TARGET_FORMATS = {"cpu": "onnx", "gpu": "tensorrt"}
+DATA_TYPES = {"fp32": ("TYPE_FP32", "float32"), "fp16": ("TYPE_FP16", "float16")}
 #: A decoupled engine queues pages itself (Triton's queue only feeds execute()); this parameter bounds it.
 ENGINE_QUEUE_PARAMETER = "max_waiting_pages"
+
+
+@dataclass(frozen=True)
+class ViewEncoders:
+    """The exported encoders a repository serves, by view size: the artifact folders ``dsocr export`` wrote, one
+    ONNX folder per size for ``cpu``, one TensorRT engine folder per size and GPU compute capability for ``gpu``."""
+
+    target: str
+    folders: Mapping[int, Sequence[Path]]
+
+    def __post_init__(self):
+        if self.target not in TARGET_FORMATS:
+            raise ValueError(f"target {self.target!r}: choose one of {', '.join(TARGET_FORMATS)}")
+        missing = [str(view) for view in VIEW_SIZES if not self.folders.get(view)]
+        if missing:
+            raise ArtifactError(f"no {TARGET_FORMATS[self.target]} encoder for view size(s) {', '.join(missing)}")
+
+    def records(self, view: int) -> list[tuple[Path, dict]]:
+        return [(Path(folder), read_metadata(folder, TARGET_FORMATS[self.target])) for folder in self.folders[view]]
 
 
 class RepositoryError(ValueError):
@@ -40,44 +73,51 @@ class RepositoryError(ValueError):
 
 def materialize(
     out_dir: str | Path,
-    model: str,
+    model: str | Source,
+    encoders: ViewEncoders,
     revision: str | None = None,
     parameters: Mapping[str, Mapping[str, str]] | None = None,
     template: Path = TEMPLATE,
 ) -> Path:
-    """Write a loadable repository for checkpoint ``model`` (directory or hub id) into ``out_dir``.
+    """Write a loadable repository for checkpoint ``model`` (directory, hub id or resolved source) into ``out_dir``.
 
     Every config gets the resolved checkpoint path, its ``model_id`` and ``revision``, and the overrides
-    ``parameters[model][key]``. ``out_dir`` must be missing, empty, or a previous materialisation (replaced).
+    ``parameters[model][key]``; ``encoders`` become the ``encoder_<size>`` models (overrides for all of them go
+    under ``encoder_view``). ``out_dir`` must be missing, empty, or a previous materialisation (replaced).
     """
     template = Path(template)
     if not template.is_dir():
         raise FileNotFoundError(f"{template}: the model repository templates are missing (dsocr needs its checkout)")
     out_dir = Path(out_dir).absolute()
     _refuse_foreign_content(out_dir)
-    source = resolve(model, revision)
+    source = model if isinstance(model, Source) else resolve(model, revision)
     _check_checkpoint(source.path)
     models = _model_dirs(template)
     _check_overrides(models, parameters or {})
+    lineage = {"model_id": source.model_id, "revision": source.revision or ""}
+    header = f"{GENERATED_MARK} for {source.model_id}; edit the template, not this file.\n"
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         staging.chmod(0o755)
+        view_overrides = {**lineage, **(parameters or {}).get(VIEW_TEMPLATE, {})}
+        encode_parameters = _write_view_models(staging, template / VIEW_TEMPLATE, encoders, view_overrides, header)
         for model_dir in models:
+            if model_dir.name == VIEW_TEMPLATE:
+                continue
             target = staging / model_dir.name
             shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns("__pycache__"))
             overrides = {
                 "checkpoint": str(source.path),
-                "model_id": source.model_id,
-                "revision": source.revision or "",
+                **lineage,
+                **(encode_parameters if model_dir.name == "encode" else {}),
                 **(parameters or {}).get(model_dir.name, {}),
             }
             for file in config_files(target):
                 config = read_config(file)
                 for key, value in overrides.items():
                     config.parameters[key].string_value = str(value)
-                header = f"{GENERATED_MARK} for {source.model_id}; edit the template, not this file.\n"
                 file.write_text(header + text_format.MessageToString(config))
         _move_into_place(staging, out_dir)
     except BaseException:
@@ -109,6 +149,8 @@ def check_repository(path: str | Path, config_name: str = "cpu") -> None:
         # Tracing tensors through a model whose config does not parse would only repeat that one problem.
         if config.platform == "ensemble" and not steps & unparsed:
             problems += _ensemble_problems(name, config, configs)
+    if "encode" in configs:
+        problems += _view_model_problems(configs)
     if not configs and not problems:
         problems.append("no models")
     if problems:
@@ -135,6 +177,70 @@ def read_config(file: Path) -> model_config_pb2.ModelConfig:
 
 def _model_dirs(repository: Path) -> list[Path]:
     return sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+
+
+def view_model_name(view: int) -> str:
+    return f"encoder_{view}"
+
+
+def _write_view_models(
+    staging: Path, template: Path, encoders: ViewEncoders, overrides: Mapping[str, str], header: str
+) -> dict[str, str]:
+    """``encoder_<size>`` from the template's ``target`` config and the artifacts; returns ``encode``'s view settings."""
+    template_config = template / "configs" / f"{encoders.target}.pbtxt"
+    records = {view: encoders.records(view) for view in VIEW_SIZES}
+    dtypes = {record["dtype"] for found in records.values() for _, record in found}
+    if len(dtypes) > 1:
+        raise ArtifactError(f"the encoders mix dtypes {sorted(dtypes)}; export every view size in one dtype")
+    [dtype] = dtypes
+    # encode sends one limit for all sizes; an engine takes no more views than its optimisation profile.
+    batch_limit = min(
+        [read_config(template_config).max_batch_size]
+        + [
+            record["profile"][INPUT_NAME]["max"][0]
+            for found in records.values()
+            for _, record in found
+            if "profile" in record
+        ]
+    )
+    for view, found in records.items():
+        config = read_config(template_config)
+        config.name = view_model_name(view)
+        config.max_batch_size = batch_limit
+        version = staging / config.name / "1"
+        version.mkdir(parents=True)
+        for folder, record in found:
+            if record["view"] != view:
+                raise ArtifactError(f"{folder}: exported for view {record['view']}, given for {view}")
+            if encoders.target == "cpu":
+                for name in (*record["files"], METADATA_FILE):
+                    _link_or_copy(folder / name, version / name)
+                shutil.copy(template / "1" / "model.py", version / "model.py")
+            else:
+                capability = record["gpu"]["compute_capability"]
+                suffix = f"sm{capability.replace('.', '')}"
+                _link_or_copy(folder / record["files"][0], version / f"model_{suffix}.plan")
+                _link_or_copy(folder / METADATA_FILE, version / f"metadata_{suffix}.json")
+                config.cc_model_filenames[capability] = f"model_{suffix}.plan"
+        [tensor_in], [tensor_out] = config.input, config.output
+        tensor_in.data_type = tensor_out.data_type = model_config_pb2.DataType.Value(DATA_TYPES[dtype][0])
+        tensor_in.dims[:] = [3, view, view]
+        tensor_out.dims[:] = record["output"]["shape"][1:]
+        for key, value in overrides.items():
+            config.parameters[key].string_value = str(value)
+        (staging / config.name / "configs").mkdir()
+        (staging / config.name / "configs" / template_config.name).write_text(
+            header + text_format.MessageToString(config)
+        )
+    return {"view_dtype": DATA_TYPES[dtype][1], "view_max_batch_size": str(batch_limit)}
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Exported weights can be gigabytes: a hard link where the file system allows one, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _refuse_foreign_content(out_dir: Path) -> None:
@@ -263,6 +369,41 @@ def _ensemble_problems(
     problems += [
         f"{name}: no step reads the ensemble input {t.name!r}" for t in ensemble.input if t.name not in consumed
     ]
+    return problems
+
+
+def _view_model_problems(configs: dict[str, model_config_pb2.ModelConfig]) -> list[str]:
+    """``encode`` calls ``encoder_<size>`` for every view size with ``view_dtype`` views, up to
+    ``view_max_batch_size`` at a time: each must exist and take exactly that. In the templates, the one
+    ``encoder_view`` stands for them all, its sizes and dtype still to be filled in."""
+    parameters = configs["encode"].parameters
+    dtype = next(
+        (t for t, numpy_name in DATA_TYPES.values() if numpy_name == parameters["view_dtype"].string_value), None
+    )
+    batch = parameters["view_max_batch_size"].string_value
+    problems = []
+    for view in VIEW_SIZES:
+        name = view_model_name(view)
+        model = configs.get(name, configs.get(VIEW_TEMPLATE))
+        if model is None:
+            problems.append(f"encode calls {name}, which is not in the repository (`dsocr repository build` writes it)")
+            continue
+        name = model.name or name
+        inputs, outputs = {t.name: t for t in model.input}, {t.name: t for t in model.output}
+        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+            problems.append(f"{name}: encode sends {INPUT_NAME!r} and reads {OUTPUT_NAME!r}")
+            continue
+        if not batch.isdigit() or model.max_batch_size < int(batch):
+            problems.append(
+                f"{name}: max_batch_size {model.max_batch_size} is below encode's view_max_batch_size {batch!r}"
+            )
+        if name == VIEW_TEMPLATE:
+            break
+        have = model_config_pb2.DataType.Name(inputs[INPUT_NAME].data_type)
+        if have != dtype:
+            problems.append(f"{name}: takes {have}, encode sends {dtype} (view_dtype)")
+        if list(inputs[INPUT_NAME].dims) != [3, view, view]:
+            problems.append(f"{name}: {INPUT_NAME} dims {list(inputs[INPUT_NAME].dims)}, not [3, {view}, {view}]")
     return problems
 
 

@@ -17,7 +17,19 @@ def tiny_model(tiny_checkpoint) -> OcrModel:
 
 
 @pytest.fixture(scope="session")
-def triton_server(tiny_checkpoint, tmp_path_factory):
+def tiny_onnx_exports(tiny_checkpoint, tmp_path_factory) -> list[Path]:
+    """The tiny checkpoint's encoder exported to ONNX for every view size (each export passed its parity check)."""
+    from dsocr.export.metadata import VIEW_SIZES
+    from dsocr.export.onnx import export_onnx
+
+    folder = tmp_path_factory.mktemp("onnx")
+    for view in VIEW_SIZES:
+        export_onnx(str(tiny_checkpoint), view, folder / str(view))
+    return [folder / str(view) for view in VIEW_SIZES]
+
+
+@pytest.fixture(scope="session")
+def triton_server(tiny_checkpoint, tiny_onnx_exports, tmp_path_factory):
     """tritonserver on the tiny checkpoint for the whole session. Missing tools fail the tests (CI must run them)."""
     from triton_harness import tiny_server
 
@@ -25,7 +37,7 @@ def triton_server(tiny_checkpoint, tmp_path_factory):
 
     failure = None
     try:
-        with tiny_server(tiny_checkpoint, tmp_path_factory.mktemp("triton")) as server:
+        with tiny_server(tiny_checkpoint, tiny_onnx_exports, tmp_path_factory.mktemp("triton")) as server:
             yield server
     except ServerError as err:
         failure = str(err)

@@ -7,15 +7,23 @@ from pathlib import Path
 import pytest
 
 from dsocr.checkpoint import CheckpointError
+from dsocr.export.metadata import VIEW_SIZES, read_metadata
 from dsocr.repository import (
     GENERATED_MARK,
     TEMPLATE,
+    VIEW_TEMPLATE,
     RepositoryError,
+    ViewEncoders,
     check_repository,
     config_files,
     materialize,
     read_config,
 )
+
+
+@pytest.fixture(scope="module")
+def tiny_encoders(tiny_onnx_exports) -> ViewEncoders:
+    return ViewEncoders("cpu", {read_metadata(folder, "onnx")["view"]: [folder] for folder in tiny_onnx_exports})
 
 
 def _edited_template(tmp_path: Path, file: str, old: str, new: str) -> Path:
@@ -46,7 +54,7 @@ def test_checked_in_templates_pass_the_checks(config_name):
 
 def test_every_checked_in_config_parses():
     files = _all_config_files(TEMPLATE)
-    assert len(files) == 6
+    assert len(files) == 7
     for file in files:
         assert read_config(file).name == file.relative_to(TEMPLATE).parts[0]
 
@@ -73,7 +81,7 @@ def test_an_ensemble_tensor_renamed_on_one_side_is_reported(tmp_path):
 def test_a_data_type_mismatch_between_steps_is_reported(tmp_path):
     repository = _edited_template(
         tmp_path,
-        "encode/configs/cpu.pbtxt",
+        "encode/config.pbtxt",
         '{ name: "IMAGE_EMBEDS", data_type: TYPE_FP32',
         '{ name: "IMAGE_EMBEDS", data_type: TYPE_FP16',
     )
@@ -86,7 +94,7 @@ def test_a_data_type_mismatch_between_steps_is_reported(tmp_path):
 def test_a_shape_mismatch_between_steps_is_reported(tmp_path):
     repository = _edited_template(
         tmp_path,
-        "encode/configs/cpu.pbtxt",
+        "encode/config.pbtxt",
         '{ name: "GRID", data_type: TYPE_INT32, dims: [ 2 ] }',
         '{ name: "GRID", data_type: TYPE_INT32, dims: [ 3 ] }',
     )
@@ -143,7 +151,7 @@ def test_an_ensemble_batching_more_than_a_step_model_is_reported(tmp_path):
 def test_dynamic_batching_without_a_bounded_queue_is_reported(tmp_path):
     repository = _edited_template(
         tmp_path,
-        "encode/configs/cpu.pbtxt",
+        "encode/config.pbtxt",
         "default_queue_policy { max_queue_size: 256, timeout_action: REJECT, default_timeout_microseconds: 120000000 }",
         "",
     )
@@ -170,7 +178,7 @@ def test_decode_must_be_decoupled(tmp_path):
 
 
 def test_a_python_model_without_its_model_file_is_reported(tmp_path):
-    repository = _edited_template(tmp_path, "encode/configs/cpu.pbtxt", "", "")
+    repository = _edited_template(tmp_path, "encode/config.pbtxt", "", "")
     (repository / "encode" / "1" / "model.py").unlink()
     assert _problems(repository) == ["encode: 1/model.py is missing"]
 
@@ -178,14 +186,14 @@ def test_a_python_model_without_its_model_file_is_reported(tmp_path):
 def test_only_the_variant_config_triton_would_load_is_checked(tmp_path):
     repository = _edited_template(
         tmp_path,
-        "encode/configs/gpu.pbtxt",
+        "decode/configs/gpu.pbtxt",
         '{ name: "IMAGE_EMBEDS", data_type: TYPE_FP32',
         '{ name: "IMAGE_EMBEDS", data_type: TYPE_FP16',
     )
     check_repository(repository, "cpu")
     assert _problems(repository, "gpu") == [
-        "deepseek_ocr step 3 (decode) input IMAGE_EMBEDS ('image_embeds'): expects TYPE_FP32, "
-        "deepseek_ocr step 2 (encode) gives TYPE_FP16"
+        "deepseek_ocr step 3 (decode) input IMAGE_EMBEDS ('image_embeds'): expects TYPE_FP16, "
+        "deepseek_ocr step 2 (encode) gives TYPE_FP32"
     ]
 
 
@@ -195,53 +203,64 @@ def test_a_variant_missing_falls_back_to_config_pbtxt(tmp_path):
     check_repository(repository, "gpu")
 
 
-def test_materialize_sets_checkpoint_and_lineage_in_every_config_file(tiny_checkpoint, tmp_path):
-    repository = materialize(tmp_path / "repository", str(tiny_checkpoint))
+def test_materialize_sets_checkpoint_and_lineage_in_every_config_file(tiny_encoders, tiny_checkpoint, tmp_path):
+    repository = materialize(tmp_path / "repository", str(tiny_checkpoint), tiny_encoders)
     files = _all_config_files(repository)
-    assert [f.relative_to(repository) for f in files] == [f.relative_to(TEMPLATE) for f in _all_config_files(TEMPLATE)]
+    view_models = {f"encoder_{view}" for view in VIEW_SIZES}
+    assert [f.relative_to(repository) for f in files if f.relative_to(repository).parts[0] not in view_models] == [
+        f.relative_to(TEMPLATE)
+        for f in _all_config_files(TEMPLATE)
+        if f.relative_to(TEMPLATE).parts[0] != VIEW_TEMPLATE
+    ]
     for file in files:
         parameters = {key: value.string_value for key, value in read_config(file).parameters.items()}
-        assert parameters["checkpoint"] == str(tiny_checkpoint.resolve())
+        if file.relative_to(repository).parts[0] not in view_models:  # those read their files, not the checkpoint
+            assert parameters["checkpoint"] == str(tiny_checkpoint.resolve())
         assert parameters["model_id"] == str(tiny_checkpoint.resolve())
         assert parameters["revision"] == ""
         assert file.read_text().startswith(GENERATED_MARK)
 
 
-def test_materialize_keeps_every_other_setting_of_the_template(tiny_checkpoint, tmp_path):
-    repository = materialize(tmp_path / "repository", str(tiny_checkpoint))
+def test_materialize_keeps_every_other_setting_of_the_template(tiny_encoders, tiny_checkpoint, tmp_path):
+    repository = materialize(tmp_path / "repository", str(tiny_checkpoint), tiny_encoders)
     for template_file in _all_config_files(TEMPLATE):
+        if template_file.relative_to(TEMPLATE).parts[0] == VIEW_TEMPLATE:
+            continue
         written, template = read_config(repository / template_file.relative_to(TEMPLATE)), read_config(template_file)
-        for key in ("checkpoint", "model_id", "revision"):
+        for key in ("checkpoint", "model_id", "revision", "view_dtype", "view_max_batch_size"):
             written.parameters.pop(key, None)
             template.parameters.pop(key, None)
         assert written == template
 
 
-def test_materialize_copies_the_model_code_but_not_bytecode_caches(tiny_checkpoint, tmp_path):
+def test_materialize_copies_the_model_code_but_not_bytecode_caches(tiny_encoders, tiny_checkpoint, tmp_path):
     template = _edited_template(tmp_path, "preprocess/config.pbtxt", "", "")
     (template / "decode" / "1" / "__pycache__").mkdir()
-    repository = materialize(tmp_path / "out", str(tiny_checkpoint), template=template)
+    repository = materialize(tmp_path / "out", str(tiny_checkpoint), tiny_encoders, template=template)
     assert (repository / "decode" / "1" / "model.py").read_bytes() == (
         template / "decode" / "1" / "model.py"
     ).read_bytes()
     assert not (repository / "decode" / "1" / "__pycache__").exists()
 
 
-def test_materialize_applies_overrides_to_every_variant_of_the_model(tiny_checkpoint, tmp_path):
+def test_materialize_applies_overrides_to_every_variant_of_the_model(tiny_encoders, tiny_checkpoint, tmp_path):
     repository = materialize(
-        tmp_path / "repository", str(tiny_checkpoint), parameters={"decode": {"max_running_pages": "4"}}
+        tmp_path / "repository", str(tiny_checkpoint), tiny_encoders, parameters={"decode": {"max_running_pages": "4"}}
     )
     for variant in ("cpu", "gpu"):
         config = read_config(repository / "decode" / "configs" / f"{variant}.pbtxt")
         assert config.parameters["max_running_pages"].string_value == "4"
-    encode = read_config(repository / "encode" / "configs" / "cpu.pbtxt")
+    encode = read_config(repository / "encode" / "config.pbtxt")
     assert "max_running_pages" not in encode.parameters
 
 
-def test_materialize_accepts_lineage_overrides_for_a_checkpoint_copied_from_the_hub(tiny_checkpoint, tmp_path):
+def test_materialize_accepts_lineage_overrides_for_a_checkpoint_copied_from_the_hub(
+    tiny_encoders, tiny_checkpoint, tmp_path
+):
     repository = materialize(
         tmp_path / "repository",
         str(tiny_checkpoint),
+        tiny_encoders,
         parameters={"decode": {"model_id": "deepseek-ai/DeepSeek-OCR", "revision": "abc123"}},
     )
     parameters = read_config(repository / "decode" / "configs" / "cpu.pbtxt").parameters
@@ -251,58 +270,84 @@ def test_materialize_accepts_lineage_overrides_for_a_checkpoint_copied_from_the_
     )
 
 
-def test_materialize_rejects_an_unknown_parameter_key(tiny_checkpoint, tmp_path):
+def test_materialize_rejects_an_unknown_parameter_key(tiny_encoders, tiny_checkpoint, tmp_path):
     with pytest.raises(ValueError, match=r"unknown parameter decode\.max_runing_pages; decode has .*max_running_pages"):
-        materialize(tmp_path / "repository", str(tiny_checkpoint), parameters={"decode": {"max_runing_pages": "4"}})
+        materialize(
+            tmp_path / "repository",
+            str(tiny_checkpoint),
+            tiny_encoders,
+            parameters={"decode": {"max_runing_pages": "4"}},
+        )
     assert not (tmp_path / "repository").exists()
 
 
-def test_materialize_rejects_a_key_another_model_has(tiny_checkpoint, tmp_path):
+def test_materialize_rejects_a_key_another_model_has(tiny_encoders, tiny_checkpoint, tmp_path):
     with pytest.raises(ValueError, match=r"unknown parameter preprocess\.max_running_pages"):
         materialize(
-            tmp_path / "repository", str(tiny_checkpoint), parameters={"preprocess": {"max_running_pages": "4"}}
+            tmp_path / "repository",
+            str(tiny_checkpoint),
+            tiny_encoders,
+            parameters={"preprocess": {"max_running_pages": "4"}},
         )
 
 
-def test_materialize_rejects_an_unknown_model(tiny_checkpoint, tmp_path):
+def test_materialize_rejects_an_unknown_model(tiny_encoders, tiny_checkpoint, tmp_path):
     with pytest.raises(ValueError, match=r"unknown model 'decoder'"):
-        materialize(tmp_path / "repository", str(tiny_checkpoint), parameters={"decoder": {"max_running_pages": "4"}})
+        materialize(
+            tmp_path / "repository",
+            str(tiny_checkpoint),
+            tiny_encoders,
+            parameters={"decoder": {"max_running_pages": "4"}},
+        )
 
 
-def test_materialize_rejects_overriding_the_checkpoint(tiny_checkpoint, tmp_path):
+def test_materialize_rejects_overriding_the_checkpoint(tiny_encoders, tiny_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="cannot be overridden"):
-        materialize(tmp_path / "repository", str(tiny_checkpoint), parameters={"encode": {"checkpoint": "/elsewhere"}})
+        materialize(
+            tmp_path / "repository",
+            str(tiny_checkpoint),
+            tiny_encoders,
+            parameters={"encode": {"checkpoint": "/elsewhere"}},
+        )
 
 
-def test_materialize_refuses_a_folder_holding_something_else(tiny_checkpoint, tmp_path):
+def test_materialize_refuses_a_folder_holding_something_else(tiny_encoders, tiny_checkpoint, tmp_path):
     (tmp_path / "repository").mkdir()
     (tmp_path / "repository" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not a repository written by dsocr"):
-        materialize(tmp_path / "repository", str(tiny_checkpoint))
+        materialize(tmp_path / "repository", str(tiny_checkpoint), tiny_encoders)
     assert [p.name for p in (tmp_path / "repository").iterdir()] == ["notes.txt"]
 
 
-def test_materialize_replaces_its_previous_output(tiny_checkpoint, tmp_path):
-    materialize(tmp_path / "repository", str(tiny_checkpoint), parameters={"decode": {"max_running_pages": "4"}})
-    repository = materialize(tmp_path / "repository", str(tiny_checkpoint))
+def test_materialize_replaces_its_previous_output(tiny_encoders, tiny_checkpoint, tmp_path):
+    materialize(
+        tmp_path / "repository", str(tiny_checkpoint), tiny_encoders, parameters={"decode": {"max_running_pages": "4"}}
+    )
+    repository = materialize(tmp_path / "repository", str(tiny_checkpoint), tiny_encoders)
     assert read_config(repository / "decode" / "configs" / "cpu.pbtxt").parameters[
         "max_running_pages"
     ].string_value == ("16")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repository"]  # no staging folders left behind
 
 
-def test_materialize_fills_an_existing_empty_folder(tiny_checkpoint, tmp_path):
+def test_materialize_fills_an_existing_empty_folder(tiny_encoders, tiny_checkpoint, tmp_path):
     (tmp_path / "repository").mkdir()
-    repository = materialize(tmp_path / "repository", str(tiny_checkpoint))
-    assert sorted(p.name for p in repository.iterdir()) == ["decode", "deepseek_ocr", "encode", "preprocess"]
+    repository = materialize(tmp_path / "repository", str(tiny_checkpoint), tiny_encoders)
+    assert sorted(p.name for p in repository.iterdir()) == [
+        "decode",
+        "deepseek_ocr",
+        "encode",
+        *[f"encoder_{view}" for view in sorted(VIEW_SIZES, key=str)],
+        "preprocess",
+    ]
 
 
-def test_materialize_of_a_folder_that_is_not_a_checkpoint_is_a_checkpoint_error(tmp_path):
+def test_materialize_of_a_folder_that_is_not_a_checkpoint_is_a_checkpoint_error(tiny_encoders, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="not a DeepSeek-OCR checkpoint"):
-        materialize(tmp_path / "repository", str(tmp_path / "empty"))
+        materialize(tmp_path / "repository", str(tmp_path / "empty"), tiny_encoders)
     assert not (tmp_path / "repository").exists()
 
 
-def test_a_materialized_repository_passes_the_checks(tiny_checkpoint, tmp_path):
-    check_repository(materialize(tmp_path / "repository", str(tiny_checkpoint)), "cpu")
+def test_a_materialized_repository_passes_the_checks(tiny_encoders, tiny_checkpoint, tmp_path):
+    check_repository(materialize(tmp_path / "repository", str(tiny_checkpoint), tiny_encoders), "cpu")

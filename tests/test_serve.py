@@ -2,7 +2,6 @@
 one clear line when it cannot run."""
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 from triton_harness import EXIT_TIMEOUT_S, SMALL_SETTINGS, processes_mentioning, set_options
 
 from dsocr import server
+from dsocr.export.repository import build_repository
 
 READY_DEADLINE_S = 120
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local: no http_proxy
@@ -66,10 +66,16 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_serve_becomes_ready_and_sigterm_stops_it_cleanly(tiny_checkpoint, tmp_path):
+@pytest.fixture
+def tiny_model_options(tiny_checkpoint, tiny_onnx_exports) -> list[str]:
+    """``--model`` with the session's ONNX exports, so a test's server starts without exporting again."""
+    return ["--model", str(tiny_checkpoint), "--artifacts", *map(str, tiny_onnx_exports)]
+
+
+def test_serve_becomes_ready_and_sigterm_stops_it_cleanly(tiny_model_options, tmp_path):
     http, grpc, metrics = _free_ports(3)
     repository = tmp_path / "repository"
-    options = ["--model", str(tiny_checkpoint), "--repository", str(repository), *_port_options(http, grpc, metrics)]
+    options = [*tiny_model_options, "--repository", str(repository), *_port_options(http, grpc, metrics)]
     process = _serve(*options, "--log-file", str(tmp_path / "tritonserver.log"), *set_options())
     try:
         deadline = time.monotonic() + READY_DEADLINE_S
@@ -94,21 +100,19 @@ def test_serve_with_a_missing_checkpoint_exits_with_one_line(tmp_path):
     assert "nowhere: not a checkpoint directory or a hub id" in line
 
 
-def test_serve_with_a_port_in_use_exits_with_one_line(tiny_checkpoint):
+def test_serve_with_a_port_in_use_exits_with_one_line(tiny_model_options):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         http, _, metrics = _free_ports(3)
         ports = _port_options(http, port, metrics)
-        line = _one_error_line(_serve_and_wait("--model", str(tiny_checkpoint), *ports))
+        line = _one_error_line(_serve_and_wait(*tiny_model_options, *ports))
     assert line == f"dsocr serve: error: cannot listen for grpc on 127.0.0.1:{port}: Address already in use"
 
 
-def test_serve_with_a_tritonserver_that_is_not_there_exits_with_one_line(tiny_checkpoint, tmp_path):
-    line = _one_error_line(
-        _serve_and_wait("--model", str(tiny_checkpoint), "--tritonserver", str(tmp_path / "tritonserver"))
-    )
+def test_serve_with_a_tritonserver_that_is_not_there_exits_with_one_line(tiny_model_options, tmp_path):
+    line = _one_error_line(_serve_and_wait(*tiny_model_options, "--tritonserver", str(tmp_path / "tritonserver")))
     assert line == f"dsocr serve: error: tritonserver {tmp_path / 'tritonserver'} (given) is not an executable file"
 
 
@@ -120,17 +124,27 @@ def test_without_any_tritonserver_the_error_says_to_run_make_tools(monkeypatch, 
         server.find_tritonserver()
 
 
-def test_serve_reports_why_the_server_died_in_one_line(tiny_checkpoint, tmp_path):
-    broken = shutil.copytree(tiny_checkpoint, tmp_path / "broken")
-    for weights in broken.glob("*.safetensors"):
-        weights.write_bytes(b"not safetensors")
+def test_serve_reports_why_the_server_died_in_one_line(tiny_checkpoint, tiny_onnx_exports, tmp_path):
+    repository = build_repository(tmp_path / "repository", str(tiny_checkpoint), artifacts=tiny_onnx_exports)
+    broken = repository / "encoder_640" / "1" / "model.onnx"
+    broken.unlink()  # a link to the session's export: replaced, not overwritten
+    broken.write_bytes(b"not onnx")
     line = _one_error_line(
         _serve_and_wait(
-            "--model", str(broken), "--log-file", str(tmp_path / "tritonserver.log"), *_port_options(*_free_ports(3))
+            "--repository",
+            str(repository),
+            "--log-file",
+            str(tmp_path / "tritonserver.log"),
+            *_port_options(*_free_ports(3)),
         )
     )
     assert line.startswith("dsocr serve: error: tritonserver exited with status 1 before it was ready: ")
     assert "failed to load" in line and line.endswith(f"(log: {tmp_path / 'tritonserver.log'})")
+
+
+def test_serve_without_a_model_or_a_built_repository_says_what_to_give():
+    line = _one_error_line(_serve_and_wait("--set", "decode.max_running_pages=4"))
+    assert line == "dsocr: error: give --model to build a repository, or --repository alone to serve one already built"
 
 
 def test_the_triton_server_fixture_serves_the_tiny_checkpoint_with_the_small_settings(triton_server, tiny_checkpoint):

@@ -58,8 +58,8 @@ def test_pages_sent_at_once_are_batched_and_each_equals_in_process(triton_server
     assert metric(triton_server, "dsocr_decode_peak_running_pages") > 1
 
 
-def test_killing_the_decode_stub_fails_the_deep_health_check(tiny_checkpoint, tmp_path):
-    with tiny_server(tiny_checkpoint, tmp_path) as server:
+def test_killing_the_decode_stub_fails_the_deep_health_check(tiny_checkpoint, tiny_onnx_exports, tmp_path):
+    with tiny_server(tiny_checkpoint, tiny_onnx_exports, tmp_path) as server:
         assert check_health(server.grpc_url).ok
         [stub] = [
             pid

@@ -7,7 +7,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from dsocr.repository import check_repository, materialize
+from dsocr.export.repository import build_repository
+from dsocr.repository import check_repository
 from dsocr.server import TritonServer
 
 #: One thread per model, so preprocess, encode and decode do not fight over two cores; a KV cache of a few
@@ -15,6 +16,7 @@ from dsocr.server import TritonServer
 SMALL_SETTINGS = {
     "preprocess": {"torch_threads": "1"},
     "encode": {"torch_threads": "1"},
+    "encoder_view": {"threads": "1"},
     "decode": {"torch_threads": "1", "max_running_pages": "8", "max_context_tokens": "2048"},
 }
 #: Seconds a clean stop may take: Triton drains in-flight requests for up to its exit timeout.
@@ -31,10 +33,12 @@ def set_options(settings: dict[str, dict[str, str]] = SMALL_SETTINGS) -> list[st
     ]
 
 
-def tiny_server(checkpoint: Path, work_dir: Path, settings: dict = SMALL_SETTINGS) -> TritonServer:
-    """A CPU server for ``checkpoint`` on free loopback ports, not started yet (``with`` starts it and waits until
-    ready); its repository and log live in ``work_dir``."""
-    repository = materialize(work_dir / "repository", str(checkpoint), parameters=settings)
+def tiny_server(
+    checkpoint: Path, onnx_exports: list[Path], work_dir: Path, settings: dict = SMALL_SETTINGS
+) -> TritonServer:
+    """A CPU server for ``checkpoint`` and its encoder's ONNX exports on free loopback ports, not started yet
+    (``with`` starts it and waits until ready); its repository and log live in ``work_dir``."""
+    repository = build_repository(work_dir / "repository", str(checkpoint), parameters=settings, artifacts=onnx_exports)
     check_repository(repository, "cpu")
     return TritonServer(repository, log_path=work_dir / "tritonserver.log", exit_timeout_s=EXIT_TIMEOUT_S)
 

@@ -37,13 +37,20 @@ class PatchEmbed(nn.Module):
         return self.proj(pixels).permute(0, 2, 3, 1)  # [B, H, W, C]
 
 
+def stretch_relative_table(table: torch.Tensor, length: int) -> torch.Tensor:
+    """A ``[n, head_dim]`` relative-position table stretched linearly to ``length`` rows.
+
+    Global blocks are trained at 64 positions per side; other view sizes stretch their tables.
+    """
+    if table.shape[0] == length:
+        return table
+    resized = F.interpolate(table.float().T[None], size=length, mode="linear", align_corners=False)
+    return resized[0].T.to(table.dtype)
+
+
 def relative_positions(table: torch.Tensor, size: int) -> torch.Tensor:
     """Rows of a ``[2n-1, head_dim]`` relative-position table for every (query, key) pair: ``[size, size, head_dim]``."""
-    length = 2 * size - 1
-    if table.shape[0] != length:
-        # Global blocks are trained at 64 positions per side; other view sizes stretch the table linearly.
-        resized = F.interpolate(table.float().T[None], size=length, mode="linear", align_corners=False)
-        table = resized[0].T.to(table.dtype)
+    table = stretch_relative_table(table, 2 * size - 1)
     coords = torch.arange(size, device=table.device)
     return table[coords[:, None] - coords[None, :] + (size - 1)]
 

@@ -1,24 +1,37 @@
-"""Triton ``encode``: DeepEncoder over a batch of pages, every view size encoded as one batch.
+"""Triton ``encode``: the vision tokens of a batch of pages, in the order the decoder reads them.
 
-Embeddings leave as float32 whatever the model's dtype, so the decoder receives exactly what it would get in
-process (an upcast of bf16 is exact).
+The views of all pages are grouped by size, and each size goes to its exported encoder (``encoder_<size>``: ONNX
+Runtime on the CPU, a TensorRT engine on the GPU) as one request, cut to that model's batch limit. This model
+then lays each page's vectors out with the checkpoint's ``image_newline`` and ``view_seperator``. Embeddings
+leave as float32 whatever the engines compute in.
 """
 
+import numpy as np
 import torch
+import torch.utils.dlpack
 import triton_python_backend_utils as pb_utils
 
-from dsocr.checkpoint import load_model, resolve
-from dsocr.inference import DTYPES
-from dsocr.serving import instance_device, model_parameters, use_torch_threads
+from dsocr.checkpoint import read_tensors
+from dsocr.export.metadata import INPUT_NAME, OUTPUT_NAME
+from dsocr.model.deepencoder import encode_pages
+from dsocr.serving import model_parameters, use_torch_threads
+
+LAYOUT_TENSORS = ("model.image_newline", "model.view_seperator")
+
+
+class EncoderFailed(Exception):
+    pass
 
 
 class TritonPythonModel:
     def initialize(self, args):
         parameters = model_parameters(args)
         use_torch_threads(parameters)
-        self.device, self.dtype = instance_device(parameters, args), DTYPES[parameters["dtype"]]
-        model = load_model(resolve(parameters["checkpoint"]), self.device, self.dtype, parts=("encoder",))
-        self.encoder = model.encoder
+        self.image_newline, self.view_separator = (
+            tensor.float() for tensor in read_tensors(parameters["checkpoint"], list(LAYOUT_TENSORS)).values()
+        )
+        self.view_dtype = np.dtype(parameters["view_dtype"])
+        self.view_batch = int(parameters["view_max_batch_size"])
 
     @torch.inference_mode()
     def execute(self, requests):
@@ -28,15 +41,43 @@ class TritonPythonModel:
                 pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in ("GLOBAL_VIEW", "TILES", "GRID")
             )
             if len(global_view) != 1:
-                error = pb_utils.TritonError("encode takes one page per request", pb_utils.TritonError.INVALID_ARG)
-                responses[i] = pb_utils.InferenceResponse(error=error)
+                responses[i] = _error("encode takes one page per request", pb_utils.TritonError.INVALID_ARG)
                 continue
-            pages.append((i, (self._tensor(global_view[0]), self._tensor(tiles[0]), tuple(int(v) for v in grid[0]))))
-        vectors = self.encoder.encode_pages([page for _, page in pages]) if pages else []
+            pages.append((i, (torch.from_numpy(global_view[0]), torch.from_numpy(tiles[0]), tuple(grid[0].tolist()))))
+        try:
+            vectors = encode_pages(
+                [page for _, page in pages], self._encode_views, self.image_newline, self.view_separator
+            )
+        except EncoderFailed as err:
+            for i, _ in pages:
+                responses[i] = _error(str(err), pb_utils.TritonError.UNAVAILABLE)
+            return responses
         for (i, _), page_vectors in zip(pages, vectors):
-            embeds = pb_utils.Tensor("IMAGE_EMBEDS", page_vectors.float().cpu().numpy()[None])
-            responses[i] = pb_utils.InferenceResponse([embeds])
+            responses[i] = pb_utils.InferenceResponse([pb_utils.Tensor("IMAGE_EMBEDS", page_vectors.numpy()[None])])
         return responses
 
-    def _tensor(self, array):
-        return torch.from_numpy(array).to(self.device, self.dtype)
+    def _encode_views(self, views: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, S, S]`` views → ``[B, (S/64)², D]`` from ``encoder_<S>``, in requests of its batch limit."""
+        model = f"encoder_{views.shape[-1]}"
+        features = []
+        for start in range(0, len(views), self.view_batch):
+            chunk = views[start : start + self.view_batch].numpy().astype(self.view_dtype)
+            request = pb_utils.InferenceRequest(
+                model_name=model, inputs=[pb_utils.Tensor(INPUT_NAME, chunk)], requested_output_names=[OUTPUT_NAME]
+            )
+            response = request.exec()
+            if response.has_error():
+                raise EncoderFailed(f"{model}: {response.error().message()}")
+            features.append(_as_torch(pb_utils.get_output_tensor_by_name(response, OUTPUT_NAME)).float())
+        return torch.cat(features)
+
+
+def _as_torch(tensor) -> torch.Tensor:
+    """A BLS output on the CPU; a TensorRT engine's may be in GPU memory, where ``as_numpy`` cannot read it."""
+    if tensor.is_cpu():
+        return torch.from_numpy(tensor.as_numpy())
+    return torch.utils.dlpack.from_dlpack(tensor.to_dlpack()).cpu()
+
+
+def _error(message, code):
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))

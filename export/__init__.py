@@ -1,0 +1,1 @@
+"""Export toolchain: DeepEncoder to ONNX and to TensorRT engines, with the lineage of every artifact."""

@@ -1,0 +1,82 @@
+"""``metadata.json``: what every exported artifact was built from, with what, and how closely it matches PyTorch.
+
+An artifact folder holds the exported files and this record. It names the checkpoint (model id, revision,
+SHA-256 of each safetensors file), the view size and dtype, the tool versions, the GPU for engines, and the
+parity figures measured when it was written. Readers check it before they trust the files beside it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+from pathlib import Path
+
+from dsocr.checkpoint import Source, weights_sha256
+from dsocr.preprocess import MODES
+
+METADATA_FILE = "metadata.json"
+#: The view sizes of the five modes: tiny 512, small 640, base 1024, large 1280, gundam 1024 + 640 tiles.
+VIEW_SIZES = tuple(sorted({size for mode in MODES.values() for size in (mode.base_size, mode.image_size)}))
+INPUT_NAME, OUTPUT_NAME = "pixel_values", "features"
+#: Parity limits against the PyTorch fp32 encoder: max |exported − PyTorch| / max |PyTorch|.
+TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
+
+
+class ArtifactError(ValueError):
+    """An artifact folder that is missing, incomplete, or built for something other than what is asked."""
+
+
+def source_record(source: Source) -> dict:
+    return {
+        "model_id": source.model_id,
+        "revision": source.revision,
+        "safetensors_sha256": weights_sha256(source.path),
+    }
+
+
+def versions(*packages: str) -> dict[str, str | None]:
+    """Installed versions of ``packages`` (``None`` for one that is not installed), plus dsocr's own."""
+    found = {}
+    for package in ("dsocr", *packages):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def write_metadata(folder: Path, record: dict) -> Path:
+    path = folder / METADATA_FILE
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_metadata(folder: str | Path, kind: str) -> dict:
+    """The record of an artifact folder of ``kind`` (``onnx`` or ``tensorrt``), checked to be one."""
+    path = Path(folder) / METADATA_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{folder}: no {METADATA_FILE}; not a folder written by `dsocr export {kind}`") from None
+    except (OSError, ValueError) as err:
+        raise ArtifactError(f"{path}: unreadable ({err})") from None
+    if record.get("format") != kind:
+        raise ArtifactError(f"{folder}: holds a {record.get('format')!r} artifact, not {kind!r}")
+    missing = [name for name in record.get("files", []) if not (Path(folder) / name).is_file()]
+    if missing:
+        raise ArtifactError(f"{folder}: {', '.join(missing)} missing (listed in {METADATA_FILE})")
+    return record
+
+
+def check_source(record: dict, folder: Path, model_id: str, digests: dict[str, str]) -> None:
+    """Refuse an artifact built from other weights than the checkpoint ``model_id`` whose files hash to ``digests``."""
+    if record["source"]["safetensors_sha256"] != digests:
+        raise ArtifactError(
+            f"{folder} was exported from other weights ({record['source']['model_id']}) than {model_id}; "
+            "export it again from this checkpoint"
+        )

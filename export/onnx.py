@@ -1,0 +1,191 @@
+"""``dsocr export onnx``: DeepEncoder for one view size as ONNX with a dynamic batch, checked against PyTorch.
+
+Position tables are resized for the view before export (``resolve_positions``), so the graph holds plain tables
+instead of bicubic resizes. The file is written with torch's dynamo exporter, weights as external data, then
+passes ``onnx.checker`` and an ONNX Runtime parity check on fresh random views of two batch sizes before it is
+moved into place; an export that fails either leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dsocr.checkpoint import Source, load_model, resolve
+from dsocr.export.metadata import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    TOLERANCE,
+    VIEW_SIZES,
+    ArtifactError,
+    now,
+    source_record,
+    versions,
+    write_metadata,
+)
+from dsocr.inference import DTYPES
+from dsocr.model.deepencoder import DeepEncoder, resolve_positions
+
+ONNX_FILE = "model.onnx"
+WEIGHTS_FILE = "model.onnx.data"
+#: Torch's ONNX function library is written at opset 18; TensorRT 10's parser reads up to opset 20 or more.
+OPSET = 18
+#: Batch sizes of the parity check: neither is the export's example batch (2), so the dynamic batch is tested.
+PARITY_BATCHES = (1, 3)
+MAX_BATCH = 1024
+
+
+class ExportError(RuntimeError):
+    """An export that failed its checks; nothing was written."""
+
+
+def random_views(view: int, batch: int, seed: int) -> torch.Tensor:
+    """Normalised pixel values in [-1, 1], the range of real preprocessed views."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, view, view, generator=generator) * 2 - 1
+
+
+def parity(actual: np.ndarray, expected: np.ndarray) -> dict[str, float]:
+    """How far an exported encoder's output is from PyTorch's: max abs error, and that relative to the output."""
+    actual, expected = actual.astype(np.float64), expected.astype(np.float64)
+    max_abs = float(np.abs(actual - expected).max())
+    return {"max_abs_error": max_abs, "relative_error": max_abs / max(float(np.abs(expected).max()), 1e-30)}
+
+
+def export_onnx(
+    model: str | Source,
+    view: int,
+    out_dir: str | Path,
+    dtype: str = "fp32",
+    revision: str | None = None,
+    seed: int = 0,
+) -> dict:
+    """Export the encoder of checkpoint ``model`` for ``view``-pixel views into ``out_dir``; returns the metadata."""
+    if view not in VIEW_SIZES:
+        raise ValueError(f"view {view}: DeepSeek-OCR's view sizes are {', '.join(map(str, VIEW_SIZES))}")
+    if dtype not in TOLERANCE:
+        raise ValueError(f"dtype {dtype!r}: choose one of {', '.join(TOLERANCE)}")
+    source = model if isinstance(model, Source) else resolve(model, revision)
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir}: not empty; choose a new or empty folder")
+
+    started = time.perf_counter()
+    encoder = load_model(source, parts=("encoder",)).encoder
+    inputs = [random_views(view, batch, seed + batch) for batch in PARITY_BATCHES]
+    with torch.inference_mode():
+        expected = [encoder(views).numpy() for views in inputs]  # the fp32 encoder as trained, before any change
+    encoder = resolve_positions(encoder, view).to(DTYPES[dtype])
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        _write_onnx(encoder, view, DTYPES[dtype], staging / ONNX_FILE)
+        export_s = time.perf_counter() - started
+        _check(staging / ONNX_FILE)
+        measured = _onnxruntime_parity(staging / ONNX_FILE, inputs, expected, DTYPES[dtype])
+        if measured["relative_error"] > TOLERANCE[dtype]:
+            raise ExportError(
+                f"ONNX Runtime output differs from PyTorch by {measured['relative_error']:.2e} (relative), over "
+                f"the {dtype} limit {TOLERANCE[dtype]:.0e}; nothing was written"
+            )
+        record = {
+            "format": "onnx",
+            "component": "deepencoder",
+            "view": view,
+            "dtype": dtype,
+            "opset": OPSET,
+            "input": {"name": INPUT_NAME, "shape": ["batch", 3, view, view], "dtype": dtype},
+            "output": {"name": OUTPUT_NAME, "shape": ["batch", *expected[0].shape[1:]], "dtype": dtype},
+            "files": [ONNX_FILE, WEIGHTS_FILE],
+            "file_bytes": {name: (staging / name).stat().st_size for name in (ONNX_FILE, WEIGHTS_FILE)},
+            "source": source_record(source),
+            "versions": versions("torch", "onnx", "onnxscript", "onnxruntime"),
+            "parity": {
+                "reference": "PyTorch fp32 encoder, CPU",
+                "runtime": "ONNX Runtime, CPUExecutionProvider",
+                "inputs": f"uniform random views in [-1, 1], seed {seed}",
+                "batch_sizes": list(PARITY_BATCHES),
+                **measured,
+                "tolerance": TOLERANCE[dtype],
+            },
+            "export_seconds": round(export_s, 2),
+            "created": now(),
+        }
+        write_metadata(staging, record)
+        staging.chmod(0o755)
+        if out_dir.exists():
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return record
+
+
+def _write_onnx(encoder: DeepEncoder, view: int, dtype: torch.dtype, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    example = random_views(view, 2, seed=-1).to(dtype)
+    with warnings.catch_warnings(), _quiet_exporter():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations inside the exporter
+        program = torch.onnx.export(
+            encoder,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"pixel_values": {0: batch}},
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=True,
+            verbose=False,
+        )
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program")
+    program.save(str(path), external_data=True)
+    written = path.parent / (path.name + ".data")
+    if written.name != WEIGHTS_FILE:
+        written.rename(path.parent / WEIGHTS_FILE)
+
+
+def _check(path: Path) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)  # a path, so models past 2 GB are checked too
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"onnx.checker rejects the export: {err}") from None
+
+
+def _onnxruntime_parity(path: Path, inputs: list[torch.Tensor], expected: list[np.ndarray], dtype) -> dict:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    actual = [session.run([OUTPUT_NAME], {INPUT_NAME: views.numpy().astype(numpy_dtype)})[0] for views in inputs]
+    if any(a.shape != e.shape for a, e in zip(actual, expected)):
+        raise ExportError(
+            f"ONNX Runtime gives shapes {[a.shape for a in actual]}, PyTorch {[e.shape for e in expected]}"
+        )
+    return parity(np.concatenate(actual), np.concatenate(expected))
+
+
+class _quiet_exporter:
+    """The exporter logs each of its stages and the operators it skips; a command prints its own summary."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("torch.onnx")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+
+
+__all__ = ["ExportError", "ArtifactError", "export_onnx", "parity", "random_views"]

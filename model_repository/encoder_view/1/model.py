@@ -1,0 +1,29 @@
+"""Triton ``encoder_<view>`` on the CPU: the exported DeepEncoder of one view size, run by ONNX Runtime.
+
+The ONNX file sits beside this one (``dsocr repository build`` puts it there); each request is a batch of views.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import triton_python_backend_utils as pb_utils
+
+from dsocr.export.metadata import INPUT_NAME, OUTPUT_NAME
+from dsocr.export.onnx import ONNX_FILE
+from dsocr.serving import model_parameters
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = int(model_parameters(args)["threads"])
+        path = Path(args["model_repository"]) / args["model_version"] / ONNX_FILE
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def execute(self, requests):
+        """The views of every request in one run (Triton's batcher joined them), split back per request."""
+        views = [pb_utils.get_input_tensor_by_name(request, INPUT_NAME).as_numpy() for request in requests]
+        [features] = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.concatenate(views)})
+        splits = np.cumsum([len(v) for v in views])[:-1]
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(OUTPUT_NAME, part)]) for part in np.split(features, splits)]
