@@ -16,6 +16,8 @@ from dsocr.export.metadata import VIEW_SIZES, ArtifactError, check_source, read_
 from dsocr.export.onnx import export_onnx
 from dsocr.repository import TARGET_FORMATS, ViewEncoders, materialize
 
+DEFAULT_DTYPES = {"cpu": "fp32", "gpu": "fp16"}
+
 
 def build_repository(
     out_dir: str | Path,
@@ -32,10 +34,16 @@ def build_repository(
     source = resolve(model, revision)
     digests = weights_sha256(source.path)
     folders: dict[int, list[Path]] = {}
+    dtypes = set()
     for folder in map(Path, artifacts):
         record = read_metadata(folder, TARGET_FORMATS[target])
         check_source(record, folder, source.model_id, digests)
         folders.setdefault(record["view"], []).append(folder.absolute())
+        dtypes.add(record["dtype"])
+    if len(dtypes) > 1:
+        raise ArtifactError(f"the exports given mix dtypes {sorted(dtypes)}; export every view size in one dtype")
+    # Missing view sizes are exported like those given; otherwise fp32 for ONNX Runtime, fp16 for TensorRT.
+    [dtype] = dtypes or {DEFAULT_DTYPES[target]}
     if target == "cpu":
         doubled = [str(view) for view, found in folders.items() if len(found) > 1]
         if doubled:
@@ -51,20 +59,17 @@ def build_repository(
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.exports.", dir=out_dir.parent) as scratch:
         for view in missing:
             progress(f"exporting the encoder for {view}-pixel views")
-            folders[view] = [_export(source, view, target, Path(scratch) / str(view))]
+            folders[view] = [_export(source, view, target, dtype, Path(scratch) / str(view))]
         # The repository links the exported files, so the scratch folder can go once it is written.
         return materialize(out_dir, source, ViewEncoders(target, folders), parameters=parameters)
 
 
-def _export(source, view: int, target: str, folder: Path) -> Path:
+def _export(source, view: int, target: str, dtype: str, folder: Path) -> Path:
     if target == "cpu":
-        export_onnx(source, view, folder)
+        export_onnx(source, view, folder, dtype)
         return folder
     from dsocr.export.tensorrt import build_engine
 
-    export_onnx(source, view, folder / "onnx", dtype="fp16")
+    export_onnx(source, view, folder / "onnx", dtype)
     build_engine(folder / "onnx", folder / "engine")
     return folder / "engine"
-
-
-__all__ = ["build_repository", "ArtifactError"]

@@ -32,7 +32,7 @@ def test_resolving_position_tables_for_a_view_keeps_the_encoders_output_for_it_e
 def test_every_view_size_exports_within_the_fp32_parity_limit(records):
     for view, record in records.items():
         assert record["view"] == view and record["dtype"] == "fp32"
-        assert record["parity"]["batch_sizes"] == [1, 3]
+        assert record["parity"]["batch_sizes"] == list(onnx_export.parity_batches(view))
         assert 0 < record["parity"]["relative_error"] <= record["parity"]["tolerance"] == 1e-4
 
 
@@ -43,6 +43,12 @@ def test_the_metadata_names_the_checkpoint_weights_and_the_tools(records, tiny_c
     assert record["opset"] == onnx_export.OPSET
     assert all(record["versions"][tool] for tool in ("dsocr", "torch", "onnx", "onnxscript", "onnxruntime"))
     assert record["output"]["shape"] == ["batch", (640 // 64) ** 2, 64]  # the tiny model's 64-wide LM space
+
+
+def test_the_parity_check_runs_batch_sizes_the_graph_was_not_traced_with():
+    for view in VIEW_SIZES:
+        batches = onnx_export.parity_batches(view)
+        assert 1 in batches and onnx_export.EXAMPLE_BATCH not in batches
 
 
 def test_the_graph_has_a_dynamic_batch_and_no_position_table_resizes(tiny_onnx_exports):

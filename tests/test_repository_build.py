@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dsocr.export.metadata import VIEW_SIZES, ArtifactError, read_metadata, write_metadata
+from dsocr.export.onnx import export_onnx
 from dsocr.export.repository import build_repository
 from dsocr.repository import RepositoryError, ViewEncoders, check_repository, materialize, read_config
 from dsocr.tiny import write_tiny_checkpoint
@@ -110,6 +111,14 @@ def test_two_exports_for_one_view_size_are_refused(tiny_checkpoint, tiny_onnx_ex
     copy = shutil.copytree(tiny_onnx_exports[0], tmp_path / "copy")
     with pytest.raises(ArtifactError, match="more than one ONNX export given for view size"):
         build_repository(tmp_path / "repository", str(tiny_checkpoint), artifacts=[tiny_onnx_exports[0], copy])
+
+
+def test_exports_of_two_dtypes_are_refused_before_anything_is_exported(tiny_checkpoint, tiny_onnx_exports, tmp_path):
+    fp16 = tmp_path / "fp16"
+    export_onnx(str(tiny_checkpoint), 640, fp16, dtype="fp16")
+    with pytest.raises(ArtifactError, match=r"the exports given mix dtypes \['fp16', 'fp32'\]"):
+        build_repository(tmp_path / "repository", str(tiny_checkpoint), artifacts=[tiny_onnx_exports[0], fp16])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp16"]
 
 
 def test_a_view_model_that_takes_another_dtype_than_encode_sends_is_reported(cpu_repository, tmp_path):
