@@ -7,6 +7,9 @@ import contextlib
 import sys
 from pathlib import Path
 
+from dsocr.api.cli import DEFAULT_PORT as API_PORT
+from dsocr.api.cli import add_parser as add_api_parser
+from dsocr.api.cli import api_beside
 from dsocr.arguments import page_ranges, port, positive, positive_float
 from dsocr.checkpoint import OFFICIAL_MODEL_ID, CheckpointError
 from dsocr.documents import DEFAULT_DPI, DEFAULT_WORKERS, DocumentError, RenderPool
@@ -125,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tritonserver", default=None, help="the tritonserver binary (default: .tools/, then PATH)")
     serve.add_argument("--log-file", type=Path, default=None, help="server log (default: a new temporary file)")
     serve.add_argument("--startup-timeout", type=positive_float, default=600, help="seconds to wait for readiness")
+    serve.add_argument("--with-api", action="store_true", help="also run the HTTP API (dsocr api) on this server")
+    serve.add_argument("--api-port", type=port, default=API_PORT, help="with --with-api: the HTTP API's port")
     serve.set_defaults(run=_run_serve)
+    add_api_parser(commands)
     return parser
 
 
@@ -385,6 +391,8 @@ def _run_serve(args: argparse.Namespace) -> int:
                     f" (repository {repository}, log {server.log_path})",
                     flush=True,
                 )
+                if args.with_api:
+                    cleanup.enter_context(api_beside(server.grpc_url, args.host, args.api_port))
             while not stopping.wait(0.5):
                 if server.process.poll() is not None:
                     raise server.error(f"tritonserver exited unexpectedly with status {server.process.returncode}")

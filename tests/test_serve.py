@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from triton_harness import EXIT_TIMEOUT_S, SMALL_SETTINGS, processes_mentioning, set_options
+from triton_harness import EXIT_TIMEOUT_S, SMALL_SETTINGS, free_ports, processes_mentioning, set_options
 
 from dsocr import server
 from dsocr.export.repository import build_repository
@@ -34,16 +34,6 @@ def _serve_and_wait(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dsocr.cli", "serve", *args], capture_output=True, text=True, timeout=READY_DEADLINE_S
     )
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def _port_options(http: int, grpc: int, metrics: int) -> list[str]:
@@ -73,7 +63,7 @@ def tiny_model_options(tiny_checkpoint, tiny_onnx_exports) -> list[str]:
 
 
 def test_serve_becomes_ready_and_sigterm_stops_it_cleanly(tiny_model_options, tmp_path):
-    http, grpc, metrics = _free_ports(3)
+    http, grpc, metrics = free_ports(3)
     repository = tmp_path / "repository"
     options = [*tiny_model_options, "--repository", str(repository), *_port_options(http, grpc, metrics)]
     process = _serve(*options, "--log-file", str(tmp_path / "tritonserver.log"), *set_options())
@@ -105,7 +95,7 @@ def test_serve_with_a_port_in_use_exits_with_one_line(tiny_model_options):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        http, _, metrics = _free_ports(3)
+        http, _, metrics = free_ports(3)
         ports = _port_options(http, port, metrics)
         line = _one_error_line(_serve_and_wait(*tiny_model_options, *ports))
     assert line == f"dsocr serve: error: cannot listen for grpc on 127.0.0.1:{port}: Address already in use"
@@ -135,7 +125,7 @@ def test_serve_reports_why_the_server_died_in_one_line(tiny_checkpoint, tiny_onn
             str(repository),
             "--log-file",
             str(tmp_path / "tritonserver.log"),
-            *_port_options(*_free_ports(3)),
+            *_port_options(*free_ports(3)),
         )
     )
     assert line.startswith("dsocr serve: error: tritonserver exited with status 1 before it was ready: ")

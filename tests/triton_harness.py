@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +22,17 @@ SMALL_SETTINGS = {
 }
 #: Seconds a clean stop may take: Triton drains in-flight requests for up to its exit timeout.
 EXIT_TIMEOUT_S = 10
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` loopback ports free right now, for a server started with explicit ports."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
 
 
 def set_options(settings: dict[str, dict[str, str]] = SMALL_SETTINGS) -> list[str]:
