@@ -385,6 +385,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             serving.set()
             server.start()
             cleanup.callback(server.stop)  # registered after the folder: the server stops before it is removed
+            api_stack, api = cleanup.enter_context(contextlib.ExitStack()), None
             if server.wait_ready(args.startup_timeout, interrupt=stopping):
                 print(
                     f"dsocr serve: ready: gRPC {server.grpc_url}, HTTP {server.http_url}, metrics {server.metrics_url}"
@@ -392,11 +393,14 @@ def _run_serve(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 if args.with_api:
-                    cleanup.enter_context(api_beside(server.grpc_url, args.host, args.api_port))
+                    api = api_stack.enter_context(api_beside(server.grpc_url, args.host, args.api_port))
             while not stopping.wait(0.5):
                 if server.process.poll() is not None:
                     raise server.error(f"tritonserver exited unexpectedly with status {server.process.returncode}")
+                if api is not None and api.poll() is not None:
+                    raise ServerError(f"the HTTP API exited unexpectedly with status {api.returncode}")
             signum = received[0]
+            api_stack.close()  # the API first: its in-flight pages still need the server
             status = server.stop(signum=signum)
             # Until its models are loaded Triton has no signal handler, so the signal ends it outright: still asked for.
             if status not in (0, -signum):
