@@ -10,6 +10,7 @@ files into place, so a 6.7 GB checkpoint never exists twice in memory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -109,14 +110,23 @@ def read_tensors(source: str | Path | Source, names: list[str]) -> dict[str, tor
 
 def weights_sha256(path: Path) -> dict[str, str]:
     """SHA-256 of every safetensors file of a checkpoint directory, by file name: what an artifact was built from."""
-    digests = {}
-    for file in safetensors_files(path):
-        digest = hashlib.sha256()
-        with file.open("rb") as handle:
-            while chunk := handle.read(1 << 24):
-                digest.update(chunk)
-        digests[file.name] = digest.hexdigest()
-    return digests
+    return {file.name: file_sha256(file) for file in safetensors_files(path)}
+
+
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, computed once per version of the file: a build asks for a 6.7 GB checkpoint's digests
+    once per artifact it writes or checks."""
+    stat = path.stat()
+    return _sha256_of(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_model(

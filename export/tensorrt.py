@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from dsocr.checkpoint import load_model, resolve, weights_sha256
+from dsocr.checkpoint import file_sha256, load_model, resolve, weights_sha256
 from dsocr.export.metadata import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -263,14 +263,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.write_bytes(data)
     temporary.replace(path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 24):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- loading and running ------------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import torch
 from parity import checkpoint_tensors
 from safetensors.torch import load_file, save_file
 
-from dsocr.checkpoint import CheckpointError, load_model, resolve
+from dsocr.checkpoint import CheckpointError, file_sha256, load_model, resolve
 from dsocr.config import ModelConfig
 from dsocr.tiny import write_tiny_checkpoint
 
@@ -149,3 +150,13 @@ def test_an_unreachable_hub_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(CheckpointError, match="could not fetch deepseek-ai/DeepSeek-OCR@main"):
         resolve("deepseek-ai/DeepSeek-OCR")
+
+
+def test_a_files_digest_follows_its_content_when_it_is_rewritten(tmp_path):
+    path = tmp_path / "weights.safetensors"
+    path.write_bytes(b"first")
+    os.utime(path, ns=(1, 1))
+    assert file_sha256(path) == hashlib.sha256(b"first").hexdigest()
+    path.write_bytes(b"other")  # the same size: only the modification time tells the versions apart
+    os.utime(path, ns=(2, 2))
+    assert file_sha256(path) == hashlib.sha256(b"other").hexdigest()
