@@ -28,7 +28,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -43,6 +42,7 @@ import PIL
 import pymupdf
 import pypdfium2
 import torch
+from _serving import machine
 from PIL import Image, ImageOps
 
 from dsocr.documents import RenderPool, open_document
@@ -318,22 +318,6 @@ def compare_outputs(data: bytes, pages: int) -> dict:
     return {
         "global_view_mean_abs_diff": round(statistics.fmean(diffs), 5) if diffs else None,
         "same_image_max_abs_diff": same_image_max,
-    }
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)),
-        "arch": platform.machine(),
-        "python": platform.python_version(),
     }
 
 
