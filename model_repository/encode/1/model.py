@@ -14,6 +14,7 @@ import triton_python_backend_utils as pb_utils
 from dsocr.checkpoint import read_tensors
 from dsocr.export.metadata import INPUT_NAME, OUTPUT_NAME
 from dsocr.model.deepencoder import encode_pages
+from dsocr.repository import view_model_name
 from dsocr.serving import model_parameters, use_torch_threads
 
 LAYOUT_TENSORS = ("model.image_newline", "model.view_seperator")
@@ -58,10 +59,10 @@ class TritonPythonModel:
 
     def _encode_views(self, views: torch.Tensor) -> torch.Tensor:
         """``[B, 3, S, S]`` views → ``[B, (S/64)², D]`` from ``encoder_<S>``, in requests of its batch limit."""
-        model = f"encoder_{views.shape[-1]}"
+        model = view_model_name(views.shape[-1])
         features = []
         for start in range(0, len(views), self.view_batch):
-            chunk = views[start : start + self.view_batch].numpy().astype(self.view_dtype)
+            chunk = views[start : start + self.view_batch].numpy().astype(self.view_dtype, copy=False)
             request = pb_utils.InferenceRequest(
                 model_name=model, inputs=[pb_utils.Tensor(INPUT_NAME, chunk)], requested_output_names=[OUTPUT_NAME]
             )
