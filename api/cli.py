@@ -1,6 +1,6 @@
 """``dsocr api``: the HTTP API in front of a Triton server; and the API beside ``dsocr serve --with-api``.
 
-Kept free of heavy imports at module level: ``dsocr.cli`` imports it to build its parser.
+Kept free of heavy imports at module level: ``dsocr api --help`` imports it to build its parser.
 """
 
 from __future__ import annotations
@@ -16,15 +16,11 @@ DEFAULT_PORT = 8080
 STOP_TIMEOUT_S = 20
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    api = commands.add_parser(
-        "api",
-        help="serve the HTTP API (PDFs in, Markdown and JSON out) in front of a dsocr Triton server",
-        description=(
-            "Run the FastAPI facade with uvicorn: POST /ocr/predict, /ocr/jobs, /health/live, /health/ready, "
-            "/metrics, OpenAPI at /docs. Every setting can also come from a DSOCR_API_<NAME> environment "
-            "variable (see docs/api.md); the options here win."
-        ),
+def add_api(api: argparse.ArgumentParser) -> None:
+    api.description = (
+        "Run the FastAPI facade with uvicorn: POST /ocr/predict, /ocr/jobs, /health/live, /health/ready, "
+        "/metrics, OpenAPI at /docs. Every setting can also come from a DSOCR_API_<NAME> environment "
+        "variable (see docs/api.md); the options here win."
     )
     api.add_argument("--server", default=None, metavar="HOST:PORT", help="the Triton server's gRPC address")
     api.add_argument("--host", default="127.0.0.1", help="address to listen on")

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from dsocr.documents import DocumentError
+from dsocr.documents.errors import DocumentError
 
 #: Codes for what the framework itself rejects, by status.
 HTTP_CODES = {

@@ -11,7 +11,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dsocr.pipeline import PageResult
+from dsocr.documents.pipeline import PageResult
 
 from .errors import HTTP_CODES, STATE_KEY
 

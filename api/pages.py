@@ -18,9 +18,9 @@ from PIL import Image
 
 from dsocr.client import AsyncOcrClient, ServerUnavailable
 from dsocr.client.tensors import page_bytes
-from dsocr.documents import PageImage
-from dsocr.inference import Recognition
-from dsocr.pipeline import OcrOptions, PageResult, ocr_page, official_image_link
+from dsocr.contract import OcrOptions, Recognition
+from dsocr.documents.pages import PageImage
+from dsocr.documents.pipeline import PageResult, ocr_page, official_image_link
 
 from .metrics import Metrics
 from .triton import TritonLink
@@ -125,11 +125,11 @@ class _LoopRecognizer:
         self._pending: set[concurrent.futures.Future] = set()
         self._cancelled = False
 
-    def recognize(self, image: Image.Image, **options) -> Recognition:
+    def recognize(self, image: Image.Image, options: OcrOptions) -> Recognition:
         if self._cancelled:
             raise concurrent.futures.CancelledError()
         data = page_bytes(image)  # PNG-encoded here, in the worker thread, not on the loop
-        future = asyncio.run_coroutine_threadsafe(self.client.recognize(data, **options), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self.client.recognize(data, options), self.loop)
         self._pending.add(future)
         try:
             return future.result()

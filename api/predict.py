@@ -14,7 +14,7 @@ import time
 from fastapi import APIRouter
 
 from dsocr.client import ServerUnavailable
-from dsocr.documents import TooManyPages
+from dsocr.documents.errors import TooManyPages
 
 from .deps import Services, ServicesDep
 from .errors import ApiError, overloaded

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from dsocr.documents import ImageTooLarge, PageImage, RenderPool, sniff_type
+from dsocr.documents.admission import sniff_type
+from dsocr.documents.errors import ImageTooLarge
+from dsocr.documents.pages import PageImage
+from dsocr.documents.rendering import RenderPool
 
 from .settings import Settings
 

@@ -1,7 +1,7 @@
 """The API's typed requests and responses.
 
-An OCR result is the record ``dsocr ocr`` writes (``dsocr/schemas/document.schema.json``, docs/output-format.md),
-typed here field for field, with what the HTTP API adds: the document's ``markdown`` beside the record, and each
+An OCR result is the record ``dsocr ocr`` writes (``dsocr.documents.record``, docs/output-format.md), with what
+the HTTP API adds: the document's ``markdown`` beside the record, and each
 page's ``latency_ms``. ``output=markdown`` leaves ``pages`` out, ``output=json`` leaves ``markdown`` out.
 """
 
@@ -11,105 +11,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["tiny", "small", "base", "large", "gundam"]
+from dsocr.documents.record import DocumentRecord, PageRecord
+
 Output = Literal["markdown", "json", "both"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-Box4 = list[float]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Box(Strict):
-    bins: list[int] = Field(description="[x1, y1, x2, y2] as the model wrote it: 0-999 across the page image")
-    px: Box4 = Field(description="[x1, y1, x2, y2] in pixels of the page image, origin top-left, y down")
-    pt: Box4 | None = Field(description="[x0, y0, x1, y1] in PDF points, y up; null for image inputs")
+class Page(PageRecord):
+    """A page of the output record, plus how long the API took over it."""
 
-
-class Block(Strict):
-    label: str = Field(description="the model's block type: text, title, table, image, image_caption, …")
-    text: str
-    bbox: Box | None = Field(description="the box around all of the block's boxes; null when none was readable")
-    boxes: list[Box]
-    image: str | None = Field(description="figure blocks: the crop's name as linked from the Markdown (not served)")
-
-
-class PageError(Strict):
-    code: Literal["render_failed", "render_timeout", "render_memory", "recognition_failed"]
-    message: str
-
-
-class Timings(Strict):
-    render_seconds: float | None
-    recognize_seconds: float | None
-
-
-class Page(Strict):
-    index: int = Field(description="0-based page number in the document")
-    number: int = Field(description="1-based page number")
-    status: Literal["ok", "incomplete", "failed"]
-    error: PageError | None
-    width_px: int | None
-    height_px: int | None
-    dpi: float | None = Field(description="resolution the page was rendered at; null for image inputs")
-    size_pt: list[float] | None = Field(description="[width, height] in points as displayed")
-    rotation: Literal[0, 90, 180, 270]
-    box_pt: Box4 | None = Field(description="the rendered area in PDF user space")
-    markdown: str
-    raw_text: str
-    blocks: list[Block]
-    malformed: bool
-    problems: list[str]
-    finish_reason: Literal["eos", "length"] | None
-    attempts: int
-    vision_tokens: int
-    prompt_tokens: int
-    generated_tokens: int = Field(description="text tokens the model generated for the page")
-    compression_ratio: float | None = Field(description="generated_tokens / vision_tokens")
-    timings: Timings
     latency_ms: float = Field(description="from the page's admission to its result, rendering included")
-
-
-class DocumentInfo(Strict):
-    name: str
-    sha256: str
-    size_bytes: int
-    type: Literal["pdf", "png", "jpeg", "tiff"]
-    page_count: int
-    pages: list[int] = Field(description="the pages processed, numbered from 1")
-
-
-class ModelInfo(Strict):
-    id: str
-    revision: str | None
-
-
-class Options(Strict):
-    mode: Mode
-    prompt: str
-    ref: str | None
-    dpi: float
-    max_new_tokens: int
-    max_tiles: int
-    ngram_size: int
-    ngram_window: int
-    retry_ngram: list[int] | None
-
-
-class Summary(Strict):
-    pages: int
-    ok: int
-    incomplete: int
-    failed: int
-    vision_tokens: int
-    generated_tokens: int
-    seconds: float
-
-
-class Generator(Strict):
-    name: Literal["dsocr"]
-    version: str
 
 
 _BOX = {"bins": [100, 40, 900, 90], "px": [122, 63, 1102, 142], "pt": [61.26, 720.65, 551.35, 760.29]}
@@ -176,18 +91,11 @@ _RESULT_EXAMPLE = {
 }
 
 
-class OcrResult(Strict):
+class OcrResult(DocumentRecord):
     """One document's OCR: the output schema's record, plus the document Markdown."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_RESULT_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", title="OcrResult", json_schema_extra={"examples": [_RESULT_EXAMPLE]})
 
-    schema_version: str
-    generator: Generator
-    created: str
-    document: DocumentInfo
-    model: ModelInfo
-    options: Options
-    summary: Summary
     markdown: str | None = Field(None, description="pages joined by the page separator; left out for output=json")
     pages: list[Page] | None = Field(None, description="left out for output=markdown")
 

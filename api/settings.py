@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dsocr.documents import DEFAULT_MAX_PAGES, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_PAGE_TIMEOUT_S
+from dsocr.documents.admission import DEFAULT_MAX_PAGES
+from dsocr.documents.rendering import DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_PAGE_TIMEOUT_S
 
 MIB = 1 << 20
 

@@ -12,7 +12,6 @@ and are queued again. Methods block; the API calls them in threads. One connecti
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import os
@@ -23,8 +22,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsocr.output import DocumentInfo
-from dsocr.pipeline import OcrOptions
+from dsocr.contract import OcrOptions
+from dsocr.documents.output import DocumentInfo
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -90,7 +89,7 @@ class QueueFull(RuntimeError):
 
 def stored_options(options: OcrOptions, dpi: float, output: str) -> dict:
     """How a job keeps its options (``JobRow.ocr_options``, ``.dpi`` and ``.output`` read them back)."""
-    return {"ocr": dataclasses.asdict(options), "dpi": dpi, "output": output}
+    return {"ocr": options.model_dump(), "dpi": dpi, "output": output}
 
 
 @dataclass(frozen=True)
@@ -138,10 +137,10 @@ class JobRow:
 
     @property
     def ocr_options(self) -> OcrOptions:
-        options = self.options["ocr"]
-        return OcrOptions(
-            **{**options, "retry_ngram": tuple(options["retry_ngram"]) if options["retry_ngram"] else None}
-        )
+        options = dict(self.options["ocr"])
+        if "retry_ngram" in options:  # a job stored before the options became dsocr.contract.OcrOptions
+            options["retry"] = options.pop("retry_ngram") is not None
+        return OcrOptions(**options)
 
     @property
     def dpi(self) -> float:

@@ -17,8 +17,9 @@ import urllib.error
 import urllib.request
 
 from dsocr.client import ServerUnavailable
-from dsocr.documents import DocumentError, PageImage
-from dsocr.pipeline import OcrOptions
+from dsocr.contract import OcrOptions
+from dsocr.documents.errors import DocumentError
+from dsocr.documents.pages import PageImage
 
 from .metrics import Metrics
 from .pages import PageBudget, PageRunner

@@ -26,12 +26,12 @@ import tritonclient
 
 import dsocr
 from dsocr.client.tensors import page_bytes
-from dsocr.documents import open_document
+from dsocr.documents.rendering import open_document
 from dsocr.export.repository import build_repository
-from dsocr.preprocess import load_image
-from dsocr.repository import check_repository, read_config, variant_config
-from dsocr.server import TritonServer
-from dsocr.tiny import write_tiny_checkpoint
+from dsocr.images import load_image
+from dsocr.model.tiny import write_tiny_checkpoint
+from dsocr.triton.repository import check_repository, read_config, variant_config
+from dsocr.triton.server import TritonServer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"

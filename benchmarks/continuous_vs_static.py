@@ -38,11 +38,11 @@ import _serving
 import torch
 
 from dsocr.client import AsyncOcrClient
-from dsocr.generate import DecodeEngine, Sequence
-from dsocr.inference import OcrModel
-from dsocr.ngram import rule_for
-from dsocr.preprocess import prepare_image
-from dsocr.prompts import resolve_prompt
+from dsocr.contract import OcrOptions, resolve_prompt
+from dsocr.model.generate import DecodeEngine, Sequence
+from dsocr.model.inference import OcrModel
+from dsocr.model.ngram import rule_for
+from dsocr.model.preprocess import prepare_image
 
 RESULTS = _serving.RESULTS / "continuous_vs_static.json"
 CONFIGS = ("static", "continuous")
@@ -64,7 +64,7 @@ async def run_workload(url: str, page: bytes, budgets: list[int], concurrency: i
             nonlocal generated, short
             for budget in queue:
                 t0 = time.perf_counter()
-                result = await client.recognize(page, mode=mode, max_new_tokens=budget)
+                result = await client.recognize(page, OcrOptions(mode=mode, max_new_tokens=budget))
                 latencies.append(time.perf_counter() - t0)
                 generated += result.generated_tokens
                 short += result.generated_tokens < budget  # a page that ended on EOS (never with tiny weights)

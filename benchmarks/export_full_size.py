@@ -6,7 +6,7 @@ export that fails (killed for memory, over ``--timeout``, failed parity) is reco
 
 Without ``--checkpoint`` it writes (once) a random checkpoint with the official full-size encoder: the
 published config.json sizes, tensor names and shapes, bf16 like the published file, weights drawn like
-``dsocr.tiny``'s so that activations stay O(1). It holds the encoder's tensors only (0.8 GB): an export reads
+``dsocr.model.tiny``'s so that activations stay O(1). It holds the encoder's tensors only (0.8 GB): an export reads
 nothing else, and ``load_model(..., parts=("encoder",))`` checks exactly those. Pass the real checkpoint with
 ``--checkpoint`` for parity figures on the trained weights.
 
@@ -39,9 +39,9 @@ def write_full_size_encoder(directory: Path, seed: int = 0) -> Path:
     """A random checkpoint of the official full-size encoder (official names, shapes and config.json), in bf16."""
     from safetensors.torch import save_file
 
-    from dsocr.config import ModelConfig
+    from dsocr.model.config import ModelConfig
     from dsocr.model.deepseek_ocr import DeepseekOCR, official_name
-    from dsocr.tiny import init_random_
+    from dsocr.model.tiny import init_random_
 
     config = ModelConfig()  # the published sizes
     with torch.device("meta"):

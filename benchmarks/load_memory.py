@@ -25,7 +25,7 @@ RESULTS = Path(__file__).parent / "results" / "load_memory.json"
 _MEASURE = r"""
 import json, sys, threading, time
 import torch
-from dsocr.checkpoint import load_model
+from dsocr.model.checkpoint import load_model
 
 def status():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
@@ -55,7 +55,7 @@ print(json.dumps({"seconds": seconds, "weights_bytes": weights, "baseline": base
 def write_full_size_random(directory: Path) -> None:
     from safetensors.torch import save_file
 
-    from dsocr.config import ModelConfig
+    from dsocr.model.config import ModelConfig
     from dsocr.model.deepseek_ocr import DeepseekOCR, official_name
 
     config = ModelConfig()

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
-from dsocr.config import ModelConfig
-from dsocr.generate import greedy_generate
-from dsocr.inference import DTYPES
+from dsocr.contract import MODES
+from dsocr.model.config import ModelConfig
 from dsocr.model.deepseek_ocr import DeepseekOCR
-from dsocr.preprocess import MODES, placeholder_count
-from dsocr.tiny import tiny_config
+from dsocr.model.generate import greedy_generate
+from dsocr.model.inference import DTYPES
+from dsocr.model.preprocess import placeholder_count
+from dsocr.model.tiny import tiny_config
 
 #: A US-letter page at 144 dpi gets a 2×3 Gundam grid with 6 tiles.
 GUNDAM_GRID = (2, 3)

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import _serving
 
-from dsocr.client.tensors import ENSEMBLE
-from dsocr.server import find_tool
+from dsocr.contract import ENSEMBLE, IMAGE_INPUT, OcrOptions, option_inputs
+from dsocr.triton.server import find_tool
 
 BUNDLED = _serving.REPO / ".tools" / "perf_analyzer" / "bin" / "perf_analyzer"
 BINARY_ENV = "DSOCR_PERF_ANALYZER"
@@ -72,49 +72,30 @@ SMOKE = Measurement(window_requests=4, total_requests=8, stability_percentage=10
 # --- input data ------------------------------------------------------------------------------------------
 
 
-def input_data(
-    page_png: bytes,
-    *,
-    mode: str = "gundam",
-    max_new_tokens: int | Iterable[int] = 1024,
-    prompt: str = "markdown",
-    ref: str = "",
-    max_tiles: int = 6,
-    ngram_size: int = 30,
-    ngram_window: int = 90,
-) -> dict:
-    """perf_analyzer's ``--input-data`` JSON for the ensemble: one entry per ``max_new_tokens`` value, taken in
-    turn by successive requests.
+def input_data(page_png: bytes, options: OcrOptions, budgets: Iterable[int] = ()) -> dict:
+    """perf_analyzer's ``--input-data`` JSON for the ensemble: the page with ``options``, one entry per
+    ``max_new_tokens`` value in ``budgets`` (default: the options' own), taken in turn by successive requests.
 
     A BYTES tensor given as ``b64`` is the tensor's serialised form, which Triton and perf_analyzer read as a
     4-byte little-endian length before each element; the image goes that way (``content`` would have to be
     text). Shapes are given explicitly: ``[1]`` per input, the batch dimension of 1 coming from ``-b 1``.
     """
-    budgets = [max_new_tokens] if isinstance(max_new_tokens, int) else list(max_new_tokens)
-    if not budgets:
-        raise ValueError("max_new_tokens: at least one value")
+    budgets = list(budgets) or [options.max_new_tokens]
     image = {"b64": base64.b64encode(len(page_png).to_bytes(4, "little") + page_png).decode("ascii"), "shape": [1]}
-
-    def one(value) -> dict:
-        return {"content": [value], "shape": [1]}
-
-    fixed = {
-        "IMAGE": image,
-        "MODE": one(mode),
-        "PROMPT": one(prompt),
-        "REF": one(ref),
-        "MAX_TILES": one(max_tiles),
-        "NGRAM_SIZE": one(ngram_size),
-        "NGRAM_WINDOW": one(ngram_window),
+    fixed = {name: {"content": [value], "shape": [1]} for name, value in option_inputs(options).items()}
+    return {
+        "data": [
+            {IMAGE_INPUT: image, **fixed, "MAX_NEW_TOKENS": {"content": [int(budget)], "shape": [1]}}
+            for budget in budgets
+        ]
     }
-    return {"data": [{**fixed, "MAX_NEW_TOKENS": one(int(budget))} for budget in budgets]}
 
 
-def write_input_data(path: str | Path, page_png: bytes, **settings) -> Path:
+def write_input_data(path: str | Path, page_png: bytes, options: OcrOptions, budgets: Iterable[int] = ()) -> Path:
     """``input_data`` written to ``path``; returns the path. ``settings``: ``input_data``'s keywords."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(input_data(page_png, **settings)))
+    path.write_text(json.dumps(input_data(page_png, options, budgets)))
     return path
 
 
@@ -319,7 +300,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dsocr-perf-analyzer-") as work:
         work = Path(work)
         page = _serving.page_png(args.page)
-        data = write_input_data(work / "input-data.json", page, mode=mode, max_new_tokens=max_new_tokens)
+        data = write_input_data(work / "input-data.json", page, OcrOptions(mode=mode, max_new_tokens=max_new_tokens))
         model = _serving.checkpoint(args.model, work)
         triton = _serving.server(model, work, _serving.settings_from(args), args.device)
         print(f"starting tritonserver on {args.model} ({args.device}); log {triton.log_path}", file=sys.stderr)

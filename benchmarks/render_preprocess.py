@@ -4,7 +4,7 @@ Both pipelines run in the same process, one page at a time, with one torch threa
 at 144 dpi:
 
 * dsocr: ``dsocr.documents.open_document(data, workers=1)`` renders in one PDFium worker process and
-  ``dsocr.preprocess.prepare_image(page.image, "gundam")`` runs in this process (the product path);
+  ``dsocr.model.preprocess.prepare_image(page.image, "gundam")`` runs in this process (the product path);
 * dsocr_kept_pool: the same with a ``RenderPool`` whose worker is already running, as the CLI and a server
   keep one, so the worker's start-up is not paid per document;
 * official: what DeepSeek's ``run_dpsk_ocr_pdf.py`` does to each page: PyMuPDF renders at zoom 2.0 with
@@ -45,8 +45,8 @@ import torch
 from _serving import machine
 from PIL import Image, ImageOps
 
-from dsocr.documents import RenderPool, open_document
-from dsocr.preprocess import prepare_image
+from dsocr.documents.rendering import RenderPool, open_document
+from dsocr.model.preprocess import prepare_image
 
 RESULTS = Path(__file__).parent / "results" / "render_preprocess.json"
 

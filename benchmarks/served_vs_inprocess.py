@@ -33,11 +33,11 @@ import _serving
 import torch
 
 from dsocr.client import AsyncOcrClient
-from dsocr.generate import greedy_generate
-from dsocr.inference import OcrModel
-from dsocr.ngram import rule_for
-from dsocr.preprocess import prepare_image
-from dsocr.prompts import resolve_prompt
+from dsocr.contract import OcrOptions, resolve_prompt
+from dsocr.model.generate import greedy_generate
+from dsocr.model.inference import OcrModel
+from dsocr.model.ngram import rule_for
+from dsocr.model.preprocess import prepare_image
 
 RESULTS = _serving.RESULTS / "served_vs_inprocess.json"
 
@@ -58,39 +58,41 @@ def summarise(latencies: list[float], wall: float) -> dict:
     }
 
 
-def in_process(model: OcrModel, page: bytes, pages: int, warmup: int, **request) -> tuple[dict, list[list[int]]]:
+def in_process(
+    model: OcrModel, page: bytes, pages: int, warmup: int, request: OcrOptions
+) -> tuple[dict, list[list[int]]]:
     for _ in range(warmup):
-        model.recognize(page, **request)
+        model.recognize(page, request)
     latencies, tokens = [], []
     started = time.perf_counter()
     for _ in range(pages):
         t0 = time.perf_counter()
-        result = model.recognize(page, **request)
+        result = model.recognize(page, request)
         latencies.append(time.perf_counter() - t0)
         tokens.append(result.token_ids)
     summary = summarise(latencies, time.perf_counter() - started)
-    summary["stages_ms_median"] = stages(model, page, min(pages, 8), **request)
+    summary["stages_ms_median"] = stages(model, page, min(pages, 8), request)
     return summary, tokens
 
 
-def stages(model: OcrModel, page: bytes, pages: int, *, mode: str, max_new_tokens: int) -> dict[str, float]:
+def stages(model: OcrModel, page: bytes, pages: int, request: OcrOptions) -> dict[str, float]:
     """``recognize``'s steps timed one by one on a few more pages (untimed above): where a page's time goes."""
     times = {"decode_and_preprocess_image": [], "encode_and_embed": [], "generate": []}
     rule = rule_for(model.tokenizer, 30, 90)
     for _ in range(pages):
         t0 = time.perf_counter()
-        prepared = prepare_image(page, mode)
+        prepared = prepare_image(page, request.mode)
         t1 = time.perf_counter()
         embeds = model.prompt_embeddings(prepared, resolve_prompt("markdown", None))
         t2 = time.perf_counter()
-        greedy_generate(model.model.decoder, embeds[None], max_new_tokens, model.tokenizer.eos_id, rule)
+        greedy_generate(model.model.decoder, embeds[None], request.max_new_tokens, model.tokenizer.eos_id, rule)
         t3 = time.perf_counter()
         for key, seconds in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
             times[key].append(seconds)
     return {key: round(1000 * statistics.median(values), 1) for key, values in times.items()}
 
 
-async def served(url: str, page: bytes, pages: int, concurrency: int, **request):
+async def served(url: str, page: bytes, pages: int, concurrency: int, request: OcrOptions):
     """``pages`` pages, ``concurrency`` in flight at any time; per-page latencies and the tokens of each."""
     latencies, tokens = [], []
     async with AsyncOcrClient(url, max_in_flight=concurrency, deadline_s=3600, retries=0) as client:
@@ -99,7 +101,7 @@ async def served(url: str, page: bytes, pages: int, concurrency: int, **request)
         async def worker():
             for _ in remaining:
                 t0 = time.perf_counter()
-                result = await client.recognize(page, **request)
+                result = await client.recognize(page, request)
                 latencies.append(time.perf_counter() - t0)
                 tokens.append(result.token_ids)
 
@@ -126,7 +128,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4, help="untimed pages before each configuration")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    request = {"mode": args.mode, "max_new_tokens": args.max_new_tokens}
+    request = OcrOptions(mode=args.mode, max_new_tokens=args.max_new_tokens)
     started_at, machine = _serving.now(), _serving.machine()
 
     with tempfile.TemporaryDirectory(prefix="dsocr-served-vs-inprocess-") as work:
@@ -138,7 +140,7 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         model = OcrModel.load(checkpoint, device=args.device)
         threads = torch.get_num_threads()
-        local, reference = in_process(model, page, args.pages, args.warmup, **request)
+        local, reference = in_process(model, page, args.pages, args.warmup, request)
         print(_line("in process", local), file=sys.stderr)
         del model
         gc.collect()
@@ -147,10 +149,10 @@ def main() -> None:
         results = {}
         with _serving.running(triton):
             for concurrency in args.concurrency:
-                asyncio.run(served(triton.grpc_url, page, args.warmup, concurrency, **request))
+                asyncio.run(served(triton.grpc_url, page, args.warmup, concurrency, request))
                 before = _serving.scrape_metrics(triton.metrics_url)
                 stats_before = _serving.model_stats(triton)
-                summary, tokens = asyncio.run(served(triton.grpc_url, page, args.pages, concurrency, **request))
+                summary, tokens = asyncio.run(served(triton.grpc_url, page, args.pages, concurrency, request))
                 engine = _serving.metrics_delta(before, _serving.scrape_metrics(triton.metrics_url))
                 summary["triton_ms_per_request"] = _serving.stats_per_request(
                     stats_before, _serving.model_stats(triton)
@@ -169,7 +171,12 @@ def main() -> None:
     overhead_ms = round(first["latency_ms"]["mean"] - local["latency_ms"]["mean"], 1)
     record = {
         **_serving.record_header("served_vs_inprocess.py", args, started_at, machine, versions, page),
-        "request": {**request, "prompt": "markdown", "ngram": [30, 90]},
+        "request": {
+            "mode": request.mode,
+            "max_new_tokens": request.max_new_tokens,
+            "prompt": "markdown",
+            "ngram": [30, 90],
+        },
         "pages": args.pages,
         "warmup": args.warmup,
         "in_process_torch_threads": threads,

@@ -19,10 +19,10 @@ import grpc
 from PIL import Image
 from tritonclient.grpc.aio import InferenceServerClient
 
-from dsocr.inference import Recognition
+from dsocr.contract import ENSEMBLE, OcrOptions, Recognition
 
 from .errors import OcrRequestError, OcrServerError, PageDeadlineExceeded, ServerUnavailable
-from .tensors import ENSEMBLE, PageSource, page_bytes, recognition, request_inputs, requested_outputs
+from .tensors import PageSource, page_bytes, recognition, request_inputs, requested_outputs
 
 DEFAULT_URL = "127.0.0.1:8001"
 
@@ -84,18 +84,7 @@ class AsyncOcrClient:
             self._triton = InferenceServerClient(self.url)
         return self._triton
 
-    async def recognize(
-        self,
-        image: PageSource,
-        *,
-        mode: str = "gundam",
-        prompt: str = "markdown",
-        ref: str | None = None,
-        max_new_tokens: int = 8192,
-        max_tiles: int = 6,
-        ngram_size: int = 30,
-        ngram_window: int = 90,
-    ) -> Recognition:
+    async def recognize(self, image: PageSource, options: OcrOptions | None = None) -> Recognition:
         """OCR one page on the server, as ``OcrModel.recognize`` does in process.
 
         ``image``: a Pillow image (sent as PNG, so the result equals the in-process one), or encoded image
@@ -109,16 +98,7 @@ class AsyncOcrClient:
             data = page_bytes(image)
         request = {
             "model_name": self.model,
-            "inputs": request_inputs(
-                data,
-                mode=mode,
-                prompt=prompt,
-                ref=ref,
-                max_new_tokens=max_new_tokens,
-                max_tiles=max_tiles,
-                ngram_size=ngram_size,
-                ngram_window=ngram_window,
-            ),
+            "inputs": request_inputs(data, options or OcrOptions()),
             "outputs": requested_outputs(),
         }
         async with self._slots:

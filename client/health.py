@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from dsocr.contract import ENSEMBLE, OcrOptions
+
 from .aio import DEFAULT_URL, AsyncOcrClient
-from .tensors import ENSEMBLE
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,10 @@ class Health:
     ok: bool
     detail: str
     latency_s: float  # the whole check, canary page included
+
+
+#: The cheapest request that still runs every step: the smallest mode, one generated token.
+CANARY_OPTIONS = OcrOptions(mode="tiny", prompt="free", max_new_tokens=1)
 
 
 @functools.cache
@@ -55,7 +60,7 @@ async def check_health_async(url: str = DEFAULT_URL, *, model: str = ENSEMBLE, d
                 return health(False, "the server is not ready")
             if not await client.triton.is_model_ready(model):
                 return health(False, f"the model {model} is not ready")
-            page = await client.recognize(canary_page(), mode="tiny", prompt="free", max_new_tokens=1)
+            page = await client.recognize(canary_page(), CANARY_OPTIONS)
     except TimeoutError:
         return health(False, f"no complete answer within {deadline_s:g} s")
     except Exception as error:  # whatever goes wrong is the finding, not a crash of the check

@@ -13,10 +13,10 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 
-from dsocr.inference import Recognition
+from dsocr.contract import ENSEMBLE, OcrOptions, Recognition
 
 from .aio import DEFAULT_URL, AsyncOcrClient
-from .tensors import ENSEMBLE, PageSource, page_bytes
+from .tensors import PageSource, page_bytes
 
 
 class OcrClient:
@@ -48,34 +48,12 @@ class OcrClient:
     def max_in_flight(self) -> int:
         return self._client.max_in_flight
 
-    def recognize(
-        self,
-        image: PageSource,
-        *,
-        mode: str = "gundam",
-        prompt: str = "markdown",
-        ref: str | None = None,
-        max_new_tokens: int = 8192,
-        max_tiles: int = 6,
-        ngram_size: int = 30,
-        ngram_window: int = 90,
-    ) -> Recognition:
+    def recognize(self, image: PageSource, options: OcrOptions | None = None) -> Recognition:
         """OCR one page on the server; raises what ``AsyncOcrClient.recognize`` raises."""
-        return _result(
-            self._submit(
-                image,
-                mode=mode,
-                prompt=prompt,
-                ref=ref,
-                max_new_tokens=max_new_tokens,
-                max_tiles=max_tiles,
-                ngram_size=ngram_size,
-                ngram_window=ngram_window,
-            )
-        )
+        return _result(self._submit(image, options))
 
     def recognize_many(
-        self, images: Iterable[PageSource], *, concurrency: int | None = None, **options
+        self, images: Iterable[PageSource], options: OcrOptions | None = None, *, concurrency: int | None = None
     ) -> Iterator[Recognition]:
         """The pages' recognitions in input order, up to ``concurrency`` (default ``max_in_flight``) at once.
 
@@ -89,7 +67,7 @@ class OcrClient:
             for image in images:
                 if len(window) == limit:
                     yield _result(window.popleft())
-                window.append(self._submit(image, **options))
+                window.append(self._submit(image, options))
             while window:
                 yield _result(window.popleft())
         finally:
@@ -113,13 +91,13 @@ class OcrClient:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _submit(self, image: PageSource, **options) -> Future:
+    def _submit(self, image: PageSource, options: OcrOptions | None) -> Future:
         if self._closed:
             raise RuntimeError("the OcrClient is closed")
         # Encoded here, in the caller's thread, so many callers encode their pages in parallel instead of
         # taking turns on the loop's one thread.
         data = page_bytes(image)
-        return asyncio.run_coroutine_threadsafe(self._client.recognize(data, **options), self._loop)
+        return asyncio.run_coroutine_threadsafe(self._client.recognize(data, options), self._loop)
 
     async def _shutdown(self) -> None:
         pages = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]

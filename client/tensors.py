@@ -12,11 +12,8 @@ import numpy as np
 from PIL import Image
 from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult
 
-from dsocr.inference import Recognition
-from dsocr.preprocess import load_image
-
-ENSEMBLE = "deepseek_ocr"
-OUTPUTS = ("TEXT", "TOKEN_IDS", "FINISH_REASON", "VISION_TOKENS", "PROMPT_TOKENS")
+from dsocr.contract import IMAGE_INPUT, OUTPUTS, OcrOptions, Recognition, option_inputs
+from dsocr.images import load_image
 
 PageSource = Image.Image | bytes | str | Path
 
@@ -40,27 +37,15 @@ def page_bytes(image: PageSource) -> bytes:
     raise TypeError(f"a page is a Pillow image, encoded image bytes or a file path, not {type(image).__name__}")
 
 
-def request_inputs(
-    image: bytes,
-    *,
-    mode: str,
-    prompt: str,
-    ref: str | None,
-    max_new_tokens: int,
-    max_tiles: int,
-    ngram_size: int,
-    ngram_window: int,
-) -> list[InferInput]:
-    strings = {"IMAGE": image, "MODE": mode.encode(), "PROMPT": prompt.encode(), "REF": (ref or "").encode()}
-    integers = {
-        "MAX_TILES": max_tiles,
-        "MAX_NEW_TOKENS": max_new_tokens,
-        "NGRAM_SIZE": ngram_size,
-        "NGRAM_WINDOW": ngram_window,
-    }
-    # object arrays, not numpy bytes_: bytes_ would strip trailing zero bytes off the image.
-    tensors = [_tensor(name, "BYTES", np.array([[value]], dtype=np.object_)) for name, value in strings.items()]
-    tensors += [_tensor(name, "INT32", np.array([[value]], dtype=np.int32)) for name, value in integers.items()]
+def request_inputs(image: bytes, options: OcrOptions) -> list[InferInput]:
+    """The page's IMAGE and its options as the ensemble's request tensors (``dsocr.contract.OPTION_INPUTS``)."""
+    tensors = []
+    for name, value in {IMAGE_INPUT: image, **option_inputs(options)}.items():
+        if isinstance(value, int):
+            tensors.append(_tensor(name, "INT32", np.array([[value]], dtype=np.int32)))
+        else:  # object arrays, not numpy bytes_: bytes_ would strip trailing zero bytes off the image.
+            data = value.encode() if isinstance(value, str) else value
+            tensors.append(_tensor(name, "BYTES", np.array([[data]], dtype=np.object_)))
     return tensors
 
 

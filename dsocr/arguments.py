@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Literal, get_args, get_origin
 
-from dsocr.documents import DocumentError, parse_page_ranges
+from dsocr.contract import OcrOptions
+from dsocr.documents.admission import parse_page_ranges
+from dsocr.documents.errors import DocumentError
 
 
 def positive(text: str) -> int:
@@ -52,3 +55,23 @@ def parameter_overrides(overrides: list[tuple[str, str, str]]) -> dict[str, dict
     for model, key, value in overrides:
         parameters.setdefault(model, {})[key] = value
     return parameters
+
+
+def add_option_flags(parser: argparse.ArgumentParser, **defaults) -> None:
+    """A flag for every ``OcrOptions`` field (``--max-new-tokens``, ``--retry/--no-retry``, ...), with the
+    contract's default unless ``defaults`` gives another; ``options_from_arguments`` validates them."""
+    for name, field in OcrOptions.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        settings = {"dest": name, "default": defaults.get(name, field.default), "help": field.description}
+        if field.annotation is bool:
+            settings["action"] = argparse.BooleanOptionalAction
+        elif get_origin(field.annotation) is Literal:
+            settings["choices"] = get_args(field.annotation)
+        elif field.annotation is int:
+            settings["type"] = int
+        parser.add_argument(flag, **settings)
+
+
+def options_from_arguments(args: argparse.Namespace) -> OcrOptions:
+    """The options the flags of ``add_option_flags`` give; ``InvalidOptions`` (a ValueError) if they do not fit."""
+    return OcrOptions.checked(**{name: getattr(args, name) for name in OcrOptions.model_fields})

@@ -1,23 +1,20 @@
-"""The ``dsocr`` command: one entry point, one subcommand per job."""
+"""The ``dsocr`` command: one entry point, one subcommand per job.
+
+Each command's parser is filled in only when that command runs (or shows its help), by the function ``COMMANDS``
+names, so ``dsocr --help`` imports none of the packages behind the commands (torch, the API, the exporter).
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import sys
 from pathlib import Path
 
-from dsocr.api.cli import DEFAULT_PORT as API_PORT
-from dsocr.api.cli import add_parser as add_api_parser
-from dsocr.api.cli import api_beside
-from dsocr.arguments import page_ranges, port, positive, positive_float
-from dsocr.checkpoint import OFFICIAL_MODEL_ID, CheckpointError
-from dsocr.documents import DEFAULT_DPI, DEFAULT_WORKERS, DocumentError, RenderPool
-from dsocr.export.cli import add_commands as add_export_commands
-from dsocr.export.cli import add_repository_options, build_from_arguments
-from dsocr.pipeline import RETRY_NGRAM, OcrOptions, Recognizer
-from dsocr.preprocess import MODES
-from dsocr.prompts import PROMPTS
+from dsocr.arguments import add_option_flags, options_from_arguments, page_ranges, port, positive, positive_float
+from dsocr.contract import Recognizer
+from dsocr.model.source import OFFICIAL_MODEL_ID, CheckpointError
 
 SAMPLE_PAGE = Path(__file__).parent / "samples" / "sample-page.png"
 #: ``dsocr ocr --server`` defaults: enough pages in flight to keep a continuous-batching decoder full, and a
@@ -25,10 +22,28 @@ SAMPLE_PAGE = Path(__file__).parent / "samples" / "sample-page.png"
 SERVER_CONCURRENCY = 16
 SERVER_DEADLINE_S = 600.0
 
+#: Each command: its one-line help, and the ``module:function`` that fills in its parser.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ocr": ("OCR PDFs and images into Markdown and layout JSON", "dsocr.cli:add_ocr"),
+    "checkpoint": ("make checkpoints", "dsocr.cli:add_checkpoint"),
+    "demo": (
+        "OCR the bundled sample page into WORK_DIR/demo/ with the real model, or a tiny one offline",
+        "dsocr.cli:add_demo",
+    ),
+    "health": ("check that a server OCRs a page end to end (exit status 0 if it does)", "dsocr.cli:add_health"),
+    "export": ("export DeepEncoder to ONNX or a TensorRT engine", "dsocr.export.cli:add_export"),
+    "repository": ("build Triton model repositories", "dsocr.export.cli:add_repository"),
+    "serve": ("serve the model with Triton (gRPC, HTTP, metrics) until SIGINT or SIGTERM", "dsocr.cli:add_serve"),
+    "api": (
+        "serve the HTTP API (PDFs in, Markdown and JSON out) in front of a dsocr Triton server",
+        "dsocr.api.cli:add_api",
+    ),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.run(args)
     except (CheckpointError, ValueError, FileNotFoundError) as err:
@@ -38,24 +53,32 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser, with the full parser of the command ``argv`` names (of every command when ``argv`` is None)."""
     parser = argparse.ArgumentParser(prog="dsocr", description="DeepSeek-OCR: serve and run OCR on documents.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = None if argv is None else next((arg for arg in argv if not arg.startswith("-")), "")
+    for name, (summary, filler) in COMMANDS.items():
+        command = commands.add_parser(name, help=summary)
+        if chosen is None or name == chosen:
+            module, function = filler.split(":")
+            getattr(importlib.import_module(module), function)(command)
+    return parser
 
-    ocr = commands.add_parser(
-        "ocr",
-        help="OCR PDFs and images into Markdown and layout JSON",
-        description=(
-            "OCR documents (PDF, PNG, JPEG, TIFF), folders of them or glob patterns. With --out, each input INPUT "
-            "gets INPUT.md, INPUT.json (layout blocks, token statistics, timings) and INPUT_images/ (figure crops) "
-            "there; without it, the Markdown goes to stdout. A file that cannot be processed is reported and "
-            "skipped; the exit status is 1 if any file or page failed."
-        ),
+
+def add_ocr(ocr: argparse.ArgumentParser) -> None:
+    from dsocr.documents.rendering import DEFAULT_DPI, DEFAULT_WORKERS
+
+    ocr.description = (
+        "OCR documents (PDF, PNG, JPEG, TIFF), folders of them or glob patterns. With --out, each input INPUT "
+        "gets INPUT.md, INPUT.json (layout blocks, token statistics, timings) and INPUT_images/ (figure crops) "
+        "there; without it, the Markdown goes to stdout. A file that cannot be processed is reported and "
+        "skipped; the exit status is 1 if any file or page failed."
     )
     ocr.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder or glob pattern")
     _add_model_options(ocr)
     _add_server_options(ocr)
-    _add_generation_options(ocr)
+    add_option_flags(ocr)
     ocr.add_argument("--pages", type=page_ranges, default=None, help="pages to process, like 1-3,7 (default: all)")
     ocr.add_argument("--dpi", type=positive_float, default=DEFAULT_DPI, help="PDF rendering resolution")
     ocr.add_argument("--out", type=Path, default=None, help="output folder (created if missing)")
@@ -63,11 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="default: on a terminal")
     ocr.set_defaults(run=_run_ocr)
 
-    checkpoint = commands.add_parser("checkpoint", help="make checkpoints")
-    checkpoint_commands = checkpoint.add_subparsers(dest="checkpoint_command", required=True, metavar="KIND")
-    tiny = checkpoint_commands.add_parser(
-        "tiny", help="write a small deterministic random checkpoint in the official layout"
-    )
+
+def add_checkpoint(checkpoint: argparse.ArgumentParser) -> None:
+    kinds = checkpoint.add_subparsers(dest="checkpoint_command", required=True, metavar="KIND")
+    tiny = kinds.add_parser("tiny", help="write a small deterministic random checkpoint in the official layout")
     tiny.add_argument("directory", type=Path)
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument(
@@ -75,24 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tiny.set_defaults(run=_run_tiny)
 
-    demo = commands.add_parser(
-        "demo", help="OCR the bundled sample page into WORK_DIR/demo/ with the real model, or a tiny one offline"
-    )
+
+def add_demo(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--model", default=OFFICIAL_MODEL_ID)
     demo.add_argument(
         "--work-dir", type=Path, default=Path("out"), help="where the outputs and the offline tiny checkpoint go"
     )
-    _add_generation_options(demo, max_new_tokens=64)
+    add_option_flags(demo, max_new_tokens=64)
     demo.add_argument("--device", default="cpu")
     demo.set_defaults(run=_run_demo)
 
-    health = commands.add_parser(
-        "health",
-        help="check that a server OCRs a page end to end (exit status 0 if it does)",
-        description=(
-            "Deep health check of a dsocr Triton server: live, ready, and one tiny canary page through the whole "
-            "ensemble within the deadline. Prints the finding; the exit status is 0 if healthy, 1 if not."
-        ),
+
+def add_health(health: argparse.ArgumentParser) -> None:
+    health.description = (
+        "Deep health check of a dsocr Triton server: live, ready, and one tiny canary page through the whole "
+        "ensemble within the deadline. Prints the finding; the exit status is 0 if healthy, 1 if not."
     )
     health.add_argument("--server", required=True, metavar="HOST:PORT", help="the server's gRPC address")
     health.add_argument(
@@ -100,17 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.set_defaults(run=_run_health)
 
-    add_export_commands(commands)
 
-    serve = commands.add_parser(
-        "serve",
-        help="serve the model with Triton (gRPC, HTTP, metrics) until SIGINT or SIGTERM",
-        description=(
-            "Build the Triton model repository for a checkpoint (as `dsocr repository build` does, for the cpu or "
-            "gpu target by --device), or take one already built (--repository without --model), check it, and run "
-            "tritonserver on it until SIGINT or SIGTERM, which drain in-flight requests and exit 0. Needs the "
-            "tools from `make tools` (or --tritonserver)."
-        ),
+def add_serve(serve: argparse.ArgumentParser) -> None:
+    from dsocr.api.cli import DEFAULT_PORT as API_PORT
+    from dsocr.export.cli import add_repository_options
+
+    serve.description = (
+        "Build the Triton model repository for a checkpoint (as `dsocr repository build` does, for the cpu or "
+        "gpu target by --device), or take one already built (--repository without --model), check it, and run "
+        "tritonserver on it until SIGINT or SIGTERM, which drain in-flight requests and exit 0. Needs the "
+        "tools from `make tools` (or --tritonserver)."
     )
     add_repository_options(serve, model_required=False)
     serve.add_argument(
@@ -131,8 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--with-api", action="store_true", help="also run the HTTP API (dsocr api) on this server")
     serve.add_argument("--api-port", type=port, default=API_PORT, help="with --with-api: the HTTP API's port")
     serve.set_defaults(run=_run_serve)
-    add_api_parser(commands)
-    return parser
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -169,36 +185,6 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_generation_options(parser: argparse.ArgumentParser, max_new_tokens: int = 8192) -> None:
-    parser.add_argument("--mode", choices=sorted(MODES), default="gundam")
-    parser.add_argument("--prompt", default="markdown", help=f"one of {', '.join(PROMPTS)} or custom text")
-    parser.add_argument("--ref", default=None, help="the text the 'locate' prompt looks for")
-    parser.add_argument("--max-new-tokens", type=positive, default=max_new_tokens)
-    parser.add_argument("--max-tiles", type=int, default=6, help="largest Gundam tile count (the HF script uses 9)")
-    parser.add_argument("--ngram-size", type=int, default=30, help="no-repeat n-gram size; 0 turns the rule off")
-    parser.add_argument(
-        "--ngram-window", type=int, default=90, help="generated tokens the no-repeat rule looks back over"
-    )
-    parser.add_argument(
-        "--no-retry",
-        action="store_true",
-        help=f"do not retry pages that hit --max-new-tokens with the stricter {RETRY_NGRAM[0]}/{RETRY_NGRAM[1]} n-gram rule",
-    )
-
-
-def _ocr_options(args: argparse.Namespace) -> OcrOptions:
-    return OcrOptions(
-        mode=args.mode,
-        prompt=args.prompt,
-        ref=args.ref,
-        max_new_tokens=args.max_new_tokens,
-        max_tiles=args.max_tiles,
-        ngram_size=args.ngram_size,
-        ngram_window=args.ngram_window,
-        retry_ngram=None if args.no_retry else RETRY_NGRAM,
-    )
-
-
 def _lineage(model) -> dict:
     """The ``model`` object of the output JSON."""
     return {"id": model.source.model_id, "revision": model.source.revision}
@@ -231,7 +217,7 @@ def _check_ocr_arguments(args: argparse.Namespace) -> None:
 def _open_recognizer(args: argparse.Namespace, resources: contextlib.ExitStack) -> tuple[Recognizer, dict, int]:
     """What recognises the pages, its lineage for the JSON, and how many pages it takes at once."""
     if args.server is None:
-        from dsocr.inference import DTYPES, OcrModel
+        from dsocr.model.inference import DTYPES, OcrModel
 
         dtype = DTYPES[args.dtype] if args.dtype else None
         model = OcrModel.load(args.model or OFFICIAL_MODEL_ID, args.revision, args.device or "cpu", dtype)
@@ -245,7 +231,9 @@ def _open_recognizer(args: argparse.Namespace, resources: contextlib.ExitStack) 
 
 
 def _run_ocr(args: argparse.Namespace) -> int:
-    from dsocr.batch import describe_failure, find_inputs, ocr_file, output_stems
+    from dsocr.documents.batch import describe_failure, find_inputs, ocr_file, output_stems
+    from dsocr.documents.errors import DocumentError
+    from dsocr.documents.rendering import RenderPool
 
     _check_ocr_arguments(args)
     paths, failures = find_inputs(args.inputs)
@@ -253,7 +241,7 @@ def _run_ocr(args: argparse.Namespace) -> int:
         print(f"dsocr: {failure.input}: {failure.message}", file=sys.stderr)
     if not paths:
         return 2
-    options = _ocr_options(args)
+    options = options_from_arguments(args)
     documents_with_failed_pages = []
     with contextlib.ExitStack() as resources:
         try:
@@ -306,7 +294,7 @@ def _run_health(args: argparse.Namespace) -> int:
 
 
 def _run_tiny(args: argparse.Namespace) -> int:
-    from dsocr.tiny import write_tiny_checkpoint
+    from dsocr.model.tiny import write_tiny_checkpoint
 
     directory = write_tiny_checkpoint(args.directory, seed=args.seed, max_shard_bytes=args.max_shard_bytes)
     print(directory)
@@ -314,9 +302,10 @@ def _run_tiny(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from dsocr.batch import ocr_file
-    from dsocr.inference import OcrModel
-    from dsocr.tiny import write_tiny_checkpoint
+    from dsocr.documents.batch import ocr_file
+    from dsocr.documents.rendering import DEFAULT_DPI, RenderPool
+    from dsocr.model.inference import OcrModel
+    from dsocr.model.tiny import write_tiny_checkpoint
 
     try:
         model = OcrModel.load(args.model, device=args.device)
@@ -331,7 +320,13 @@ def _run_demo(args: argparse.Namespace) -> int:
         model = OcrModel.load(str(tiny), device=args.device)
     with RenderPool(workers=1) as pool:
         run = ocr_file(
-            model, _lineage(model), pool, SAMPLE_PAGE, _ocr_options(args), dpi=DEFAULT_DPI, out=args.work_dir / "demo"
+            model,
+            _lineage(model),
+            pool,
+            SAMPLE_PAGE,
+            options_from_arguments(args),
+            dpi=DEFAULT_DPI,
+            out=args.work_dir / "demo",
         )
     sys.stdout.write(run.markdown)
     _print_summary(run)
@@ -344,8 +339,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     import tempfile
     import threading
 
-    from dsocr.repository import check_repository
-    from dsocr.server import ServerError, TritonServer
+    from dsocr.api.cli import api_beside
+    from dsocr.export.cli import build_from_arguments
+    from dsocr.triton.repository import check_repository
+    from dsocr.triton.server import ServerError, TritonServer
 
     class Interrupted(Exception):
         pass

@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 from dsocr.arguments import override, parameter_overrides, positive
-from dsocr.export.metadata import TOLERANCE, VIEW_SIZES, ArtifactError
-from dsocr.repository import TARGET_FORMATS
+from dsocr.contract import VIEW_SIZES
+from dsocr.export.metadata import TOLERANCE
+from dsocr.triton.artifacts import ArtifactError
+from dsocr.triton.repository import TARGET_FORMATS
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    export = commands.add_parser("export", help="export DeepEncoder to ONNX or a TensorRT engine")
+def add_export(export: argparse.ArgumentParser) -> None:
     kinds = export.add_subparsers(dest="export_command", required=True, metavar="FORMAT")
 
     onnx = kinds.add_parser(
@@ -51,7 +52,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     tensorrt.add_argument("--timing-cache", type=Path, default=None, help="read if present, then updated")
     tensorrt.set_defaults(run=_run_export_tensorrt)
 
-    repository = commands.add_parser("repository", help="build Triton model repositories")
+
+def add_repository(repository: argparse.ArgumentParser) -> None:
     actions = repository.add_subparsers(dest="repository_command", required=True, metavar="ACTION")
     build = actions.add_parser(
         "build",
@@ -136,7 +138,7 @@ def _run_export_tensorrt(args: argparse.Namespace) -> int:
 
 
 def _run_repository_build(args: argparse.Namespace) -> int:
-    from dsocr.repository import check_repository
+    from dsocr.triton.repository import check_repository
 
     try:
         repository = build_from_arguments(args, args.out, args.target)

@@ -15,19 +15,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dsocr.checkpoint import Source, weights_sha256
-from dsocr.preprocess import MODES
+from dsocr.model.source import Source, weights_sha256
+from dsocr.triton.artifacts import METADATA_FILE, ArtifactError
 
-METADATA_FILE = "metadata.json"
-#: The view sizes of the five modes: tiny 512, small 640, base 1024, large 1280, gundam 1024 + 640 tiles.
-VIEW_SIZES = tuple(sorted({size for mode in MODES.values() for size in (mode.base_size, mode.image_size)}))
-INPUT_NAME, OUTPUT_NAME = "pixel_values", "features"
 #: Parity limits against the PyTorch fp32 encoder: max |exported − PyTorch| / max |PyTorch|.
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
-
-
-class ArtifactError(ValueError):
-    """An artifact folder that is missing, incomplete, or built for something other than what is asked."""
 
 
 def source_record(source: Source) -> dict:
@@ -80,23 +72,6 @@ def write_metadata(folder: Path, record: dict) -> Path:
     path = folder / METADATA_FILE
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
-
-
-def read_metadata(folder: str | Path, kind: str) -> dict:
-    """The record of an artifact folder of ``kind`` (``onnx`` or ``tensorrt``), checked to be one."""
-    path = Path(folder) / METADATA_FILE
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{folder}: no {METADATA_FILE}; not a folder written by `dsocr export {kind}`") from None
-    except (OSError, ValueError) as err:
-        raise ArtifactError(f"{path}: unreadable ({err})") from None
-    if record.get("format") != kind:
-        raise ArtifactError(f"{folder}: holds a {record.get('format')!r} artifact, not {kind!r}")
-    missing = [name for name in record.get("files", []) if not (Path(folder) / name).is_file()]
-    if missing:
-        raise ArtifactError(f"{folder}: {', '.join(missing)} missing (listed in {METADATA_FILE})")
-    return record
 
 
 def check_source(record: dict, folder: Path, model_id: str, digests: dict[str, str]) -> None:

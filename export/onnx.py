@@ -17,23 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsocr.checkpoint import Source, load_model, resolve
-from dsocr.export.metadata import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    TOLERANCE,
-    VIEW_SIZES,
-    now,
-    require_empty,
-    source_record,
-    staged_folder,
-    versions,
-    write_metadata,
-)
-from dsocr.inference import DTYPES
+from dsocr.contract import ENCODER_INPUT, ENCODER_OUTPUT, VIEW_SIZES
+from dsocr.export.metadata import TOLERANCE, now, require_empty, source_record, staged_folder, versions, write_metadata
+from dsocr.model.checkpoint import load_model
 from dsocr.model.deepencoder import DeepEncoder, resolve_positions
+from dsocr.model.inference import DTYPES
+from dsocr.model.source import Source, resolve
+from dsocr.triton.backend import ONNX_FILE
 
-ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "model.onnx.data"
 #: Torch's ONNX function library is written at opset 18; TensorRT 10's parser reads up to opset 20 or more.
 OPSET = 18
@@ -111,8 +102,8 @@ def export_onnx(
             "view": view,
             "dtype": dtype,
             "opset": OPSET,
-            "input": {"name": INPUT_NAME, "shape": ["batch", 3, view, view], "dtype": dtype},
-            "output": {"name": OUTPUT_NAME, "shape": ["batch", *expected[0].shape[1:]], "dtype": dtype},
+            "input": {"name": ENCODER_INPUT, "shape": ["batch", 3, view, view], "dtype": dtype},
+            "output": {"name": ENCODER_OUTPUT, "shape": ["batch", *expected[0].shape[1:]], "dtype": dtype},
             "files": [ONNX_FILE, WEIGHTS_FILE],
             "file_bytes": {name: (staging / name).stat().st_size for name in (ONNX_FILE, WEIGHTS_FILE)},
             "source": source_record(source),
@@ -140,8 +131,8 @@ def _write_onnx(encoder: DeepEncoder, view: int, dtype: torch.dtype, path: Path)
         program = torch.onnx.export(
             encoder,
             (example,),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            input_names=[ENCODER_INPUT],
+            output_names=[ENCODER_OUTPUT],
             dynamic_shapes={"pixel_values": {0: batch}},
             opset_version=OPSET,
             dynamo=True,
@@ -170,7 +161,7 @@ def _onnxruntime_parity(path: Path, inputs: list[torch.Tensor], expected: list[n
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    actual = [session.run([OUTPUT_NAME], {INPUT_NAME: views.numpy().astype(numpy_dtype)})[0] for views in inputs]
+    actual = [session.run([ENCODER_OUTPUT], {ENCODER_INPUT: views.numpy().astype(numpy_dtype)})[0] for views in inputs]
     if any(a.shape != e.shape for a, e in zip(actual, expected)):
         raise ExportError(
             f"ONNX Runtime gives shapes {[a.shape for a in actual]}, PyTorch {[e.shape for e in expected]}"

@@ -11,10 +11,12 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from dsocr.checkpoint import resolve, weights_sha256
-from dsocr.export.metadata import VIEW_SIZES, ArtifactError, check_source, read_metadata
+from dsocr.contract import VIEW_SIZES
+from dsocr.export.metadata import check_source
 from dsocr.export.onnx import export_onnx
-from dsocr.repository import TARGET_FORMATS, ViewEncoders, materialize
+from dsocr.model.source import resolve, weights_sha256
+from dsocr.triton.artifacts import ArtifactError, read_metadata
+from dsocr.triton.repository import TARGET_FORMATS, ViewEncoders, materialize
 
 DEFAULT_DTYPES = {"cpu": "fp32", "gpu": "fp16"}
 

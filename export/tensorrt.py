@@ -21,21 +21,13 @@ from pathlib import Path
 
 import torch
 
-from dsocr.checkpoint import file_sha256, load_model, resolve, weights_sha256
-from dsocr.export.metadata import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    TOLERANCE,
-    ArtifactError,
-    check_source,
-    now,
-    read_metadata,
-    require_empty,
-    staged_folder,
-    versions,
-    write_metadata,
-)
-from dsocr.export.onnx import ONNX_FILE, WEIGHTS_FILE, ExportError, parity, random_views
+from dsocr.contract import ENCODER_INPUT, ENCODER_OUTPUT
+from dsocr.export.metadata import TOLERANCE, check_source, now, require_empty, staged_folder, versions, write_metadata
+from dsocr.export.onnx import WEIGHTS_FILE, ExportError, parity, random_views
+from dsocr.model.checkpoint import load_model
+from dsocr.model.source import file_sha256, resolve, weights_sha256
+from dsocr.triton.artifacts import ArtifactError, read_metadata
+from dsocr.triton.backend import ONNX_FILE
 
 ENGINE_FILE = "model.plan"
 INSTALL_HINT = "pip install 'dsocr[tensorrt]'"
@@ -200,7 +192,7 @@ def build_engine(
         "opset": onnx_record["opset"],
         "input": onnx_record["input"],
         "output": onnx_record["output"],
-        "profile": {INPUT_NAME: profile},
+        "profile": {ENCODER_INPUT: profile},
         "files": [ENGINE_FILE],
         "file_bytes": {ENGINE_FILE: len(plan)},
         "source": onnx_record["source"],
@@ -237,8 +229,8 @@ def _build(trt, onnx_file: Path, precision: Precision, profile: dict, cache: byt
         raise ExportError(f"TensorRT's ONNX parser rejects {onnx_file}: {errors or logger.errors_text()}")
     names = {network.get_input(i).name for i in range(network.num_inputs)}
     names |= {network.get_output(i).name for i in range(network.num_outputs)}
-    if names != {INPUT_NAME, OUTPUT_NAME}:
-        raise ExportError(f"{onnx_file}: tensors {sorted(names)}, expected {INPUT_NAME} and {OUTPUT_NAME}")
+    if names != {ENCODER_INPUT, ENCODER_OUTPUT}:
+        raise ExportError(f"{onnx_file}: tensors {sorted(names)}, expected {ENCODER_INPUT} and {ENCODER_OUTPUT}")
 
     config = builder.create_builder_config()
     if precision.fp16_flag:
@@ -246,7 +238,7 @@ def _build(trt, onnx_file: Path, precision: Precision, profile: dict, cache: byt
     elif precision.engine == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # on by default; fp32 parity (1e-4) needs real fp32 matmuls
     optimisation = builder.create_optimization_profile()
-    optimisation.set_shape(INPUT_NAME, profile["min"], profile["opt"], profile["max"])
+    optimisation.set_shape(ENCODER_INPUT, profile["min"], profile["opt"], profile["max"])
     config.add_optimization_profile(optimisation)
     timing_cache = config.create_timing_cache(cache)
     if config.set_timing_cache(timing_cache, False) is False:  # False: refuse a cache timed on another GPU
@@ -309,14 +301,14 @@ def run_engine(engine, views: torch.Tensor) -> torch.Tensor:
     """Run ``engine`` on ``views`` (copied to the GPU in the engine's input dtype) on a stream of its own."""
     trt = require_tensorrt()
     dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
-    inputs = views.to(device="cuda", dtype=dtypes[engine.get_tensor_dtype(INPUT_NAME)]).contiguous()
+    inputs = views.to(device="cuda", dtype=dtypes[engine.get_tensor_dtype(ENCODER_INPUT)]).contiguous()
     context = engine.create_execution_context()
-    if not context.set_input_shape(INPUT_NAME, tuple(inputs.shape)):
+    if not context.set_input_shape(ENCODER_INPUT, tuple(inputs.shape)):
         raise ValueError(f"input shape {tuple(inputs.shape)} is outside the engine's optimisation profile")
-    shape = tuple(context.get_tensor_shape(OUTPUT_NAME))
-    outputs = torch.empty(shape, dtype=dtypes[engine.get_tensor_dtype(OUTPUT_NAME)], device="cuda")
-    context.set_tensor_address(INPUT_NAME, inputs.data_ptr())
-    context.set_tensor_address(OUTPUT_NAME, outputs.data_ptr())
+    shape = tuple(context.get_tensor_shape(ENCODER_OUTPUT))
+    outputs = torch.empty(shape, dtype=dtypes[engine.get_tensor_dtype(ENCODER_OUTPUT)], device="cuda")
+    context.set_tensor_address(ENCODER_INPUT, inputs.data_ptr())
+    context.set_tensor_address(ENCODER_OUTPUT, outputs.data_ptr())
     stream = torch.cuda.Stream()  # not the default stream, which makes TensorRT synchronise around the call
     stream.wait_stream(torch.cuda.current_stream())  # the copy of ``inputs`` above
     if not context.execute_async_v3(stream.cuda_stream):

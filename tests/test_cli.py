@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from dsocr.cli import SAMPLE_PAGE, main
-from dsocr.postprocess import parse_page
+from dsocr.contract import OcrOptions
+from dsocr.documents.postprocess import parse_page
 
 
 def _dsocr(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -31,7 +32,7 @@ def test_ocr_without_out_prints_the_page_markdown_on_stdout(tiny_checkpoint, tin
         "--no-retry",
     )
     assert out.returncode == 0, out.stderr
-    expected = tiny_model.recognize(SAMPLE_PAGE, mode="tiny", max_new_tokens=12)
+    expected = tiny_model.recognize(SAMPLE_PAGE, OcrOptions(mode="tiny", max_new_tokens=12))
     markdown = parse_page(expected.text, Image.open(SAMPLE_PAGE).size).markdown
     assert out.stdout.startswith(markdown) and "stopped at the token limit" in out.stdout
     assert "1 page(s) (0 ok, 1 incomplete, 0 failed), 73 vision tokens, 12 generated" in out.stderr

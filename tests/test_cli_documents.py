@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
-from sample_pdfs import report_pdf
-from test_documents import (
+
+from dsocr.cli import SAMPLE_PAGE, main
+from dsocr.documents.output import PAGE_SEPARATOR
+from dsocr.documents.record import SCHEMA_PATH
+from tests.support.documents import (
     LETTER_PX_AT_144_DPI,
     empty_file,
     encrypted_pdf,
@@ -26,14 +29,12 @@ from test_documents import (
     pdf_with_20000_pages,
     png_of_20000_squared,
     png_with_garbage_after_its_signature,
+    report_pdf,
     save,
     shaded_pdf,
     truncated_pdf,
     zero_page_pdf,
 )
-
-from dsocr.cli import SAMPLE_PAGE, main
-from dsocr.output import PAGE_SEPARATOR, SCHEMA_PATH
 
 #: The whole bad-file run, model loading included, must finish within this many seconds.
 BAD_FILES_DEADLINE_S = 120

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsocr.config import ClipConfig
+from dsocr.model.config import ClipConfig
 from dsocr.model.sam import resize_grid
 
 LAYER_NORM_EPS = 1e-5

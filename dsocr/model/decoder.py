@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsocr.config import DecoderConfig
+from dsocr.model.config import DecoderConfig
 
 
 class RMSNorm(nn.Module):

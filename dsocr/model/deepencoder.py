@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dsocr.config import ModelConfig
 from dsocr.model.clip import ClipVision
+from dsocr.model.config import ModelConfig
 from dsocr.model.sam import SamEncoder, resize_grid, stretch_relative_table
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dsocr.config import ModelConfig
+from dsocr.model.config import ModelConfig
 from dsocr.model.decoder import Decoder
 from dsocr.model.deepencoder import DeepEncoder
 

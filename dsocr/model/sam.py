@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsocr.config import SamConfig
+from dsocr.model.config import SamConfig
 
 LAYER_NORM_EPS = 1e-6
 

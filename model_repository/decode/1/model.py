@@ -15,12 +15,14 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
-from dsocr.checkpoint import load_model, resolve
-from dsocr.generate import CANCELLED, EOS, LENGTH, DecodeEngine, Sequence
-from dsocr.inference import DTYPES
-from dsocr.ngram import rule_for
-from dsocr.serving import instance_device, model_parameters, use_torch_threads
-from dsocr.tokenizer import Tokenizer
+from dsocr.contract import IMAGE_EMBEDS, INPUT_IDS
+from dsocr.model.checkpoint import load_model
+from dsocr.model.generate import CANCELLED, EOS, LENGTH, DecodeEngine, Sequence
+from dsocr.model.inference import DTYPES
+from dsocr.model.ngram import rule_for
+from dsocr.model.source import resolve
+from dsocr.model.tokenizer import Tokenizer
+from dsocr.triton.backend import instance_device, model_parameters, use_torch_threads
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 IDLE_WAIT_S = 0.5  # how often an idle engine thread looks up to notice shutdown
@@ -94,8 +96,8 @@ class TritonPythonModel:
             try:
                 page = Page(
                     sender,
-                    _input(request, "INPUT_IDS"),
-                    _input(request, "IMAGE_EMBEDS"),
+                    _input(request, INPUT_IDS),
+                    _input(request, IMAGE_EMBEDS),
                     *(
                         int(_input(request, name).reshape(-1)[0])
                         for name in ("MAX_NEW_TOKENS", "NGRAM_SIZE", "NGRAM_WINDOW")

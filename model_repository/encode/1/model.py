@@ -11,11 +11,10 @@ import torch
 import torch.utils.dlpack
 import triton_python_backend_utils as pb_utils
 
-from dsocr.checkpoint import read_tensors
-from dsocr.export.metadata import INPUT_NAME, OUTPUT_NAME
+from dsocr.contract import ENCODER_INPUT, ENCODER_OUTPUT, IMAGE_EMBEDS, VIEW_TENSORS
+from dsocr.model.checkpoint import read_tensors
 from dsocr.model.deepencoder import encode_pages
-from dsocr.repository import view_model_name
-from dsocr.serving import model_parameters, use_torch_threads
+from dsocr.triton.backend import model_parameters, use_torch_threads, view_model_name
 
 LAYOUT_TENSORS = ("model.image_newline", "model.view_seperator")
 
@@ -39,7 +38,7 @@ class TritonPythonModel:
         pages, responses = [], [None] * len(requests)
         for i, request in enumerate(requests):
             global_view, tiles, grid = (
-                pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in ("GLOBAL_VIEW", "TILES", "GRID")
+                pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in VIEW_TENSORS
             )
             if len(global_view) != 1:
                 responses[i] = _error("encode takes one page per request", pb_utils.TritonError.INVALID_ARG)
@@ -54,7 +53,7 @@ class TritonPythonModel:
                 responses[i] = _error(str(err), pb_utils.TritonError.UNAVAILABLE)
             return responses
         for (i, _), page_vectors in zip(pages, vectors):
-            responses[i] = pb_utils.InferenceResponse([pb_utils.Tensor("IMAGE_EMBEDS", page_vectors.numpy()[None])])
+            responses[i] = pb_utils.InferenceResponse([pb_utils.Tensor(IMAGE_EMBEDS, page_vectors.numpy()[None])])
         return responses
 
     def _encode_views(self, views: torch.Tensor) -> torch.Tensor:
@@ -64,12 +63,14 @@ class TritonPythonModel:
         for start in range(0, len(views), self.view_batch):
             chunk = views[start : start + self.view_batch].numpy().astype(self.view_dtype, copy=False)
             request = pb_utils.InferenceRequest(
-                model_name=model, inputs=[pb_utils.Tensor(INPUT_NAME, chunk)], requested_output_names=[OUTPUT_NAME]
+                model_name=model,
+                inputs=[pb_utils.Tensor(ENCODER_INPUT, chunk)],
+                requested_output_names=[ENCODER_OUTPUT],
             )
             response = request.exec()
             if response.has_error():
                 raise EncoderFailed(f"{model}: {response.error().message()}")
-            features.append(_as_torch(pb_utils.get_output_tensor_by_name(response, OUTPUT_NAME)).float())
+            features.append(_as_torch(pb_utils.get_output_tensor_by_name(response, ENCODER_OUTPUT)).float())
         return torch.cat(features)
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import onnxruntime
 import triton_python_backend_utils as pb_utils
 
-from dsocr.export.metadata import INPUT_NAME, OUTPUT_NAME
-from dsocr.export.onnx import ONNX_FILE
-from dsocr.serving import model_parameters
+from dsocr.contract import ENCODER_INPUT, ENCODER_OUTPUT
+from dsocr.triton.backend import ONNX_FILE, model_parameters
 
 
 class TritonPythonModel:
@@ -23,7 +22,9 @@ class TritonPythonModel:
 
     def execute(self, requests):
         """The views of every request in one run (Triton's batcher joined them), split back per request."""
-        views = [pb_utils.get_input_tensor_by_name(request, INPUT_NAME).as_numpy() for request in requests]
-        [features] = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.concatenate(views)})
+        views = [pb_utils.get_input_tensor_by_name(request, ENCODER_INPUT).as_numpy() for request in requests]
+        [features] = self.session.run([ENCODER_OUTPUT], {ENCODER_INPUT: np.concatenate(views)})
         splits = np.cumsum([len(v) for v in views])[:-1]
-        return [pb_utils.InferenceResponse([pb_utils.Tensor(OUTPUT_NAME, part)]) for part in np.split(features, splits)]
+        return [
+            pb_utils.InferenceResponse([pb_utils.Tensor(ENCODER_OUTPUT, part)]) for part in np.split(features, splits)
+        ]

@@ -7,11 +7,14 @@ bit-identical inputs. A request with bad input gets its own INVALID_ARG response
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from dsocr.checkpoint import resolve
-from dsocr.preprocess import prepare_image
-from dsocr.prompts import build_input_ids, resolve_prompt
-from dsocr.serving import model_parameters, use_torch_threads
-from dsocr.tokenizer import Tokenizer
+from dsocr.contract import IMAGE_INPUT, INPUT_IDS, VIEW_TENSORS, resolve_prompt
+from dsocr.model.preprocess import prepare_image
+from dsocr.model.prompts import build_input_ids
+from dsocr.model.source import resolve
+from dsocr.model.tokenizer import Tokenizer
+from dsocr.triton.backend import model_parameters, use_torch_threads
+
+GLOBAL_VIEW, TILES, GRID = VIEW_TENSORS
 
 
 class TritonPythonModel:
@@ -25,7 +28,7 @@ class TritonPythonModel:
 
     def _respond(self, request):
         try:
-            image = _bytes(request, "IMAGE")
+            image = _bytes(request, IMAGE_INPUT)
             if not image:
                 raise ValueError("IMAGE is empty")
             ref = _bytes(request, "REF").decode() or None
@@ -36,10 +39,10 @@ class TritonPythonModel:
         except (ValueError, UnicodeDecodeError) as error:  # ImageTooLargeError and unreadable images included
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG))
         outputs = {
-            "GLOBAL_VIEW": prepared.global_view.numpy()[None],
-            "TILES": prepared.tiles.numpy()[None],
-            "GRID": np.array([prepared.grid], dtype=np.int32),
-            "INPUT_IDS": np.array([input_ids], dtype=np.int64),
+            GLOBAL_VIEW: prepared.global_view.numpy()[None],
+            TILES: prepared.tiles.numpy()[None],
+            GRID: np.array([prepared.grid], dtype=np.int32),
+            INPUT_IDS: np.array([input_ids], dtype=np.int64),
         }
         return pb_utils.InferenceResponse([pb_utils.Tensor(name, value) for name, value in outputs.items()])
 

@@ -1,0 +1,93 @@
+"""Finding a checkpoint in the official DeepSeek-OCR layout, listing its weight files and hashing them.
+
+A checkpoint is a directory with the published ``config.json``, one or more safetensors files (single
+``model.safetensors``, or shards listed in ``model.safetensors.index.json``) and the tokenizer files. It
+is given as a local path or a hub id, optionally pinned as ``owner/name@revision``. No remote code runs, and
+nothing here needs torch: building a model repository, or recording lineage, only finds and hashes files.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+OFFICIAL_MODEL_ID = "deepseek-ai/DeepSeek-OCR"
+INDEX_FILE = "model.safetensors.index.json"
+_HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*"]
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be found or does not match the model it claims to be."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a checkpoint came from, for lineage in everything built from it."""
+
+    path: Path
+    model_id: str
+    revision: str | None
+
+
+def resolve(model: str, revision: str | None = None) -> Source:
+    """A local checkpoint directory, or a hub id downloaded (or found in the hub cache) at ``revision``."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return Source(path.resolve(), str(path.resolve()), None)
+    if path.exists() or not _HUB_ID.fullmatch(model):
+        raise CheckpointError(f"{model}: not a checkpoint directory or a hub id like {OFFICIAL_MODEL_ID}")
+    repo_id, _, pinned = model.partition("@")
+    revision = revision or pinned or None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        local = snapshot_download(repo_id, revision=revision, allow_patterns=_HUB_PATTERNS)
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise CheckpointError(
+            f"could not fetch {repo_id}@{revision or 'main'} from the hub, and it is not in the local hub cache "
+            f"({type(err).__name__}); pass a local checkpoint directory instead"
+        ) from None
+    return Source(Path(local), repo_id, Path(local).name)
+
+
+def safetensors_files(directory: Path) -> list[Path]:
+    """The weight files of a checkpoint directory, from its index if it has one."""
+    index = directory / INDEX_FILE
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        files = [directory / name for name in dict.fromkeys(weight_map.values())]
+    else:
+        files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{directory}: no safetensors files")
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise CheckpointError(f"{directory}: the index names missing files {missing}")
+    return files
+
+
+def weights_sha256(path: Path) -> dict[str, str]:
+    """SHA-256 of every safetensors file of a checkpoint directory, by file name: what an artifact was built from."""
+    return {file.name: file_sha256(file) for file in safetensors_files(path)}
+
+
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, computed once per version of the file: a build asks for a 6.7 GB checkpoint's digests
+    once per artifact it writes or checks."""
+    stat = path.stat()
+    return _sha256_of(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            digest.update(chunk)
+    return digest.hexdigest()
