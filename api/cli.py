@@ -25,7 +25,12 @@ def add_api(api: argparse.ArgumentParser) -> None:
     api.add_argument("--server", default=None, metavar="HOST:PORT", help="the Triton server's gRPC address")
     api.add_argument("--host", default="127.0.0.1", help="address to listen on")
     api.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any free port)")
-    api.add_argument("--jobs-db", type=Path, default=None, help="the SQLite file of jobs (default dsocr-jobs.sqlite3)")
+    api.add_argument(
+        "--jobs-db",
+        type=Path,
+        default=None,
+        help="the SQLite file of jobs (default $XDG_STATE_HOME/dsocr/jobs.sqlite3, ~/.local/state without it)",
+    )
     api.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     api.set_defaults(run=run)
 

@@ -3,6 +3,7 @@ keyword arguments, which win. Every limit the API enforces is here, with its def
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -49,7 +50,10 @@ class Settings(BaseSettings):
     health_max_age_s: float = Field(60.0, gt=0, description="/health/ready needs a good canary this recent")
 
     # Jobs.
-    jobs_db: Path = Field(Path("dsocr-jobs.sqlite3"), description="the SQLite file jobs and their pages live in")
+    jobs_db: Path = Field(
+        default_factory=lambda: default_jobs_db(),
+        description="the SQLite file jobs and their pages live in (default: the user's state directory)",
+    )
     job_workers: int = Field(2, ge=1, description="jobs processed at once")
     job_page_concurrency: int = Field(8, ge=1, description="pages of one job in flight at once")
     job_retention_s: float = Field(7 * 24 * 3600.0, gt=0, description="finished jobs are deleted after this")
@@ -60,3 +64,10 @@ class Settings(BaseSettings):
     def max_body_bytes(self) -> int:
         """The whole request: the file plus the form fields and multipart framing around it."""
         return self.max_upload_bytes + MIB
+
+
+def default_jobs_db() -> Path:
+    """``$XDG_STATE_HOME/dsocr/jobs.sqlite3`` (``~/.local/state`` when unset): never the working directory, where
+    a checkout would collect an untracked database."""
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "dsocr" / "jobs.sqlite3"

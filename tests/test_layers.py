@@ -47,9 +47,11 @@ def dsocr_imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
+            if node.module == "dsocr":  # from dsocr import tokens: the module imported is dsocr.tokens
+                found.update(f"dsocr.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-    return {name for name in found if name == "dsocr" or name.startswith("dsocr.")}
+    return {name for name in found if name.startswith("dsocr.")}
 
 
 def files(source: Path) -> list[Path]:

@@ -2,12 +2,14 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from dsocr.api.pages import DonePage
 from dsocr.api.results import done_page, page_json
+from dsocr.api.settings import Settings
 from dsocr.api.store import IdempotencyConflict, JobStore, NewJob, QueueFull, StoreLocked, stored_options
 from dsocr.api.worker import page_ranges
 from dsocr.contract import OcrOptions
@@ -139,3 +141,10 @@ def test_a_stored_page_reads_back_as_the_page_the_pipeline_made():
 )
 def test_pages_left_to_do_are_written_as_page_ranges(indices, text):
     assert page_ranges(indices) == text
+
+
+def test_the_default_jobs_database_lives_in_the_users_state_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert Settings().jobs_db == tmp_path / "state" / "dsocr" / "jobs.sqlite3"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert Settings().jobs_db == Path.home() / ".local" / "state" / "dsocr" / "jobs.sqlite3"

@@ -77,9 +77,9 @@ def test_image_bytes_are_sent_as_they_are_and_decoded_by_the_server(client, tiny
 def test_recognize_many_returns_the_pages_in_input_order(client):
     # Different shapes take different Gundam tile grids, so every page has its own vision-token count.
     pages = [Image.new("RGB", size, "white") for size in [(1920, 640), (640, 640), (640, 1280), (1280, 640)]]
-    options = {"mode": "gundam", "max_new_tokens": 2}
-    together = list(client.recognize_many(pages, concurrency=4, **options))
-    one_by_one = [client.recognize(page, OcrOptions(**options)) for page in pages]
+    options = OcrOptions(mode="gundam", max_new_tokens=2)
+    together = list(client.recognize_many(pages, options, concurrency=4))
+    one_by_one = [client.recognize(page, options) for page in pages]
     assert together == one_by_one
     assert len({page.vision_tokens for page in together}) == len(pages)
 
