@@ -73,17 +73,9 @@ def document_record(
             pages=[index + 1 for index in info.page_indices],
         ),
         model=ModelRecord(**model),
-        options=OptionsRecord(
-            mode=options.mode,
-            prompt=options.prompt,
-            ref=options.ref,
-            dpi=dpi,
-            max_new_tokens=options.max_new_tokens,
-            max_tiles=options.max_tiles,
-            ngram_size=options.ngram_size,
-            ngram_window=options.ngram_window,
-            retry_ngram=options.retry_ngram,
-        ),
+        # Every option but retry, which the record keeps as the n-gram setting it stands for: an option added to
+        # the contract fails here until the record (and its schema version) has it too.
+        options=OptionsRecord(**options.model_dump(exclude={"retry"}), dpi=dpi, retry_ngram=options.retry_ngram),
         summary=SummaryRecord(
             pages=len(pages),
             **{status: sum(page.status == status for page in pages) for status in ("ok", "incomplete", "failed")},
