@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
@@ -15,7 +16,7 @@ DECODE_MODEL = "decode"
 
 
 def lineage(url: str = DEFAULT_URL, *, model: str = DECODE_MODEL, timeout_s: float = 10.0) -> dict:
-    """``{"id": model_id, "revision": revision or None}`` from ``model``'s config parameters."""
+    """``{"id", "revision", "lineage"}`` (the output JSON's ``model``) from ``model``'s config parameters."""
     return asyncio.run(lineage_async(url, model=model, timeout_s=timeout_s))
 
 
@@ -35,4 +36,5 @@ async def lineage_async(url: str = DEFAULT_URL, *, model: str = DECODE_MODEL, ti
     model_id = parameter("model_id")
     if model_id is None:
         raise OcrServerError(f"{url}: the {model} model's config has no model_id parameter to record lineage with")
-    return {"id": model_id, "revision": parameter("revision")}
+    trained = parameter("lineage")
+    return {"id": model_id, "revision": parameter("revision"), "lineage": json.loads(trained) if trained else None}

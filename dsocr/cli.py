@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "health": ("check that a server OCRs a page end to end (exit status 0 if it does)", "dsocr.cli:add_health"),
     "export": ("export DeepEncoder to ONNX or a TensorRT engine", "dsocr.export.cli:add_export"),
     "repository": ("build Triton model repositories", "dsocr.export.cli:add_repository"),
+    "data": ("make datasets (manifest.jsonl and pages) for training and evaluation", "dsocr.data.cli:add_data"),
+    "train": ("fine-tune a checkpoint (LoRA or full) on pages with ground truth", "dsocr.training.cli:add_train"),
     "serve": ("serve the model with Triton (gRPC, HTTP, metrics) until SIGINT or SIGTERM", "dsocr.cli:add_serve"),
     "api": (
         "serve the HTTP API (PDFs in, Markdown and JSON out) in front of a dsocr Triton server",
@@ -187,7 +189,13 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 
 def _lineage(model) -> dict:
     """The ``model`` object of the output JSON."""
-    return {"id": model.source.model_id, "revision": model.source.revision}
+    from dsocr.model.source import lineage_summary
+
+    return {
+        "id": model.source.model_id,
+        "revision": model.source.revision,
+        "lineage": lineage_summary(model.source.lineage),
+    }
 
 
 def _print_summary(run) -> None:

@@ -20,7 +20,7 @@ from dsocr.contract import ModeName
 from dsocr.documents.errors import PageError
 from dsocr.documents.pipeline import BlockResult, BoxResult, PageResult
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "document.schema.json"
 
 #: Integers stay integers: a float-only field would turn a pixel count of 122 into 122.0 in the JSON.
@@ -108,9 +108,20 @@ class FileRecord(Record):
     pages: list[Annotated[int, Field(ge=1)]] = Field(description="The pages processed, numbered from 1, ascending.")
 
 
+class LineageRecord(Record):
+    """Where a checkpoint `dsocr train` wrote came from (its lineage.json has everything)."""
+
+    base_model_id: str | None
+    base_revision: str | None
+    data_sha256: str | None = Field(description="Content hash of the training dataset.")
+    steps: int | None
+    git_commit: str | None = Field(description="The dsocr commit that trained it, +dirty with local changes.")
+
+
 class ModelRecord(Record):
     id: str = Field(description="Hub id or checkpoint directory.")
     revision: str | None
+    lineage: LineageRecord | None = Field(None, description="Present for a checkpoint trained by `dsocr train`.")
 
 
 class OptionsRecord(Record):

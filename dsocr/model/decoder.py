@@ -191,11 +191,18 @@ class Decoder(nn.Module):
         last_only: bool = False,
     ) -> torch.Tensor:
         """``[B, T, H]`` embeddings at ``[B, T]`` positions → float32 logits ``[B, T, V]`` (``[B, 1, V]`` if ``last_only``)."""
+        x = self.hidden_states(inputs_embeds, positions, cache)
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(x).float()
+
+    def hidden_states(
+        self, inputs_embeds: torch.Tensor, positions: torch.Tensor, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        """The final-normed hidden states ``[B, T, H]``: training takes the LM head of the answer positions only."""
         cos, sin = rotary_cos_sin(positions, self.config.head_dim, self.config.rope_theta, inputs_embeds.dtype)
         mask = causal_mask(positions, cache)
         x = inputs_embeds
         for layer in self.layers:
             x = layer(x, positions, cos, sin, mask, cache)
-        if last_only:
-            x = x[:, -1:]
-        return self.lm_head(self.norm(x)).float()
+        return self.norm(x)

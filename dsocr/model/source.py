@@ -17,6 +17,8 @@ from pathlib import Path
 
 OFFICIAL_MODEL_ID = "deepseek-ai/DeepSeek-OCR"
 INDEX_FILE = "model.safetensors.index.json"
+#: What ``dsocr train`` writes beside the weights it trained: base model, datasets, parameters, commit.
+LINEAGE_FILE = "lineage.json"
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*"]
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
 
@@ -32,6 +34,10 @@ class Source:
     path: Path
     model_id: str
     revision: str | None
+
+    @property
+    def lineage(self) -> dict | None:
+        return read_lineage(self.path)
 
 
 def resolve(model: str, revision: str | None = None) -> Source:
@@ -91,3 +97,32 @@ def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
         while chunk := handle.read(1 << 24):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_lineage(directory: Path) -> dict | None:
+    """The training lineage of a checkpoint ``dsocr train`` wrote; None for one it did not."""
+    file = Path(directory) / LINEAGE_FILE
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{file}: not a lineage record ({err})") from None
+
+
+def write_lineage(directory: Path, lineage: dict) -> None:
+    (Path(directory) / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2) + "\n", encoding="utf-8")
+
+
+def lineage_summary(lineage: dict | None) -> dict | None:
+    """The few lineage facts every artifact built from a trained checkpoint carries (records, repository configs)."""
+    if not lineage:
+        return None
+    base = lineage.get("base", {})
+    return {
+        "base_model_id": base.get("model_id"),
+        "base_revision": base.get("revision"),
+        "data_sha256": (lineage.get("data") or {}).get("sha256"),
+        "steps": lineage.get("steps"),
+        "git_commit": lineage.get("git_commit"),
+    }

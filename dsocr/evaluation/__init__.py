@@ -1,0 +1,1 @@
+"""Scoring recognised pages against their ground truth."""
