@@ -54,7 +54,7 @@ _PAGE_EXAMPLE = {
     "latency_ms": 1604.2,
 }
 _RESULT_EXAMPLE = {
-    "schema_version": "1.0",
+    "schema_version": "1.1",
     "generator": {"name": "dsocr", "version": "0.1.0"},
     "created": "2026-11-26T10:00:00+00:00",
     "document": {
@@ -65,7 +65,7 @@ _RESULT_EXAMPLE = {
         "page_count": 1,
         "pages": [1],
     },
-    "model": {"id": "deepseek-ai/DeepSeek-OCR", "revision": None},
+    "model": {"id": "deepseek-ai/DeepSeek-OCR", "revision": None, "lineage": None},
     "options": {
         "mode": "gundam",
         "prompt": "markdown",

@@ -27,6 +27,9 @@ SOURCES = {
     "dsocr.documents": ROOT / "dsocr" / "documents",
     "dsocr.triton": ROOT / "dsocr" / "triton",
     "dsocr.client": ROOT / "client",
+    "dsocr.data": ROOT / "dsocr" / "data",
+    "dsocr.evaluation": ROOT / "dsocr" / "evaluation",
+    "dsocr.training": ROOT / "dsocr" / "training",
 }
 BASE = {"dsocr.contract", "dsocr.tokens", "dsocr.images"}
 #: What each part of the core may import from dsocr, besides itself.
@@ -38,6 +41,9 @@ ALLOWED = {
     "dsocr.documents": BASE,
     "dsocr.triton": BASE | {"dsocr.model.source", "dsocr.model.config"},
     "dsocr.client": BASE,
+    "dsocr.data": BASE | {"dsocr.arguments"},  # its cli.py fills in `dsocr data`
+    "dsocr.evaluation": BASE,
+    "dsocr.training": BASE | {"dsocr.model", "dsocr.data", "dsocr.evaluation"},
 }
 
 
@@ -117,4 +123,9 @@ def test_the_ocr_command_against_a_server_loads_no_torch():
         "from dsocr.cli import build_parser; build_parser(['ocr', 'x.pdf', '--server', 'h:1'])\n"
         "import dsocr.documents.batch, dsocr.client"
     )
+    assert not {name for name in loaded if name.split(".")[0] == "torch"}
+
+
+def test_the_dataset_format_and_the_metrics_load_no_torch():
+    loaded = loaded_after("import dsocr.data.dataset, dsocr.data.synth, dsocr.evaluation.metrics")
     assert not {name for name in loaded if name.split(".")[0] == "torch"}

@@ -91,7 +91,7 @@ def train(config: TrainConfig, progress: bool | None = None, resume: bool = Fals
                 pages.example(i)
                 for i in page_indices(step * config.pages_per_step, config.pages_per_step, len(pages), config.seed)
             ]
-            loss_value = _step(model, tokenizer.image_id, examples, trainable, optimizer, config)
+            loss_value = train_step(model, tokenizer.image_id, examples, trainable, optimizer, config)
             scheduler.step()
             seen_pages += len(examples)
             seen_tokens += sum(len(e.input_ids) for e in examples)
@@ -126,7 +126,7 @@ def train(config: TrainConfig, progress: bool | None = None, resume: bool = Fals
     )
 
 
-def _step(model: DeepseekOCR, image_id: int, examples, trainable, optimizer, config: TrainConfig) -> float:
+def train_step(model: DeepseekOCR, image_id: int, examples, trainable, optimizer, config: TrainConfig) -> float:
     """One optimiser step over ``grad_accum`` micro-batches, the loss averaged over all their answer tokens."""
     optimizer.zero_grad(set_to_none=True)
     total_tokens = sum(e.answer_tokens for e in examples)

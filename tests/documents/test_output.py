@@ -83,7 +83,7 @@ def test_the_record_keeps_the_document_lineage_and_options():
     assert record["document"] == {
         "name": "report.pdf", "sha256": "ab" * 32, "size_bytes": 1234, "type": "pdf", "page_count": 5, "pages": [2, 4]
     }  # fmt: skip
-    assert record["model"] == MODEL
+    assert record["model"] == {**MODEL, "lineage": None}  # a checkpoint dsocr train did not write
     assert record["options"]["retry_ngram"] == [20, 50]
     assert [page["number"] for page in record["pages"]] == [2, 4]
 
