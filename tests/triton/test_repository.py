@@ -219,6 +219,7 @@ def test_materialize_sets_checkpoint_and_lineage_in_every_config_file(tiny_encod
             assert parameters["checkpoint"] == str(tiny_checkpoint.resolve())
         assert parameters["model_id"] == str(tiny_checkpoint.resolve())
         assert parameters["revision"] == ""
+        assert parameters["lineage"] == ""  # filled in only for a checkpoint dsocr train wrote
         assert file.read_text().startswith(GENERATED_MARK)
 
 
@@ -228,7 +229,7 @@ def test_materialize_keeps_every_other_setting_of_the_template(tiny_encoders, ti
         if template_file.relative_to(TEMPLATE).parts[0] == VIEW_TEMPLATE:
             continue
         written, template = read_config(repository / template_file.relative_to(TEMPLATE)), read_config(template_file)
-        for key in ("checkpoint", "model_id", "revision", "view_dtype", "view_max_batch_size"):
+        for key in ("checkpoint", "model_id", "revision", "lineage", "view_dtype", "view_max_batch_size"):
             written.parameters.pop(key, None)
             template.parameters.pop(key, None)
         assert written == template
