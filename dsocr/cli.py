@@ -13,14 +13,10 @@ import sys
 from pathlib import Path
 
 from dsocr.arguments import add_option_flags, options_from_arguments, page_ranges, port, positive, positive_float
-from dsocr.contract import Recognizer
+from dsocr.engines import add_model_options, add_server_options, check_engine_arguments, model_lineage, open_recognizer
 from dsocr.model.source import OFFICIAL_MODEL_ID, CheckpointError
 
 SAMPLE_PAGE = Path(__file__).parent / "samples" / "sample-page.png"
-#: ``dsocr ocr --server`` defaults: enough pages in flight to keep a continuous-batching decoder full, and a
-#: per-page limit well above what a full 8192-token page takes.
-SERVER_CONCURRENCY = 16
-SERVER_DEADLINE_S = 600.0
 
 #: Each command: its one-line help, and the ``module:function`` that fills in its parser.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -34,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export DeepEncoder to ONNX or a TensorRT engine", "dsocr.export.cli:add_export"),
     "repository": ("build Triton model repositories", "dsocr.export.cli:add_repository"),
     "data": ("make datasets (manifest.jsonl and pages) for training and evaluation", "dsocr.data.cli:add_data"),
+    "eval": (
+        "score an engine on a dataset: CER, WER, edit distance, loops, tokens (metrics.json, pages.jsonl, plots)",
+        "dsocr.evaluation.cli:add_eval",
+    ),
     "train": ("fine-tune a checkpoint (LoRA or full) on pages with ground truth", "dsocr.training.cli:add_train"),
     "serve": ("serve the model with Triton (gRPC, HTTP, metrics) until SIGINT or SIGTERM", "dsocr.cli:add_serve"),
     "api": (
@@ -78,8 +78,8 @@ def add_ocr(ocr: argparse.ArgumentParser) -> None:
         "skipped; the exit status is 1 if any file or page failed."
     )
     ocr.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder or glob pattern")
-    _add_model_options(ocr)
-    _add_server_options(ocr)
+    add_model_options(ocr)
+    add_server_options(ocr)
     add_option_flags(ocr)
     ocr.add_argument("--pages", type=page_ranges, default=None, help="pages to process, like 1-3,7 (default: all)")
     ocr.add_argument("--dpi", type=positive_float, default=DEFAULT_DPI, help="PDF rendering resolution")
@@ -153,51 +153,6 @@ def add_serve(serve: argparse.ArgumentParser) -> None:
     serve.set_defaults(run=_run_serve)
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    # None defaults, so that giving any of these together with --server can be told apart and refused.
-    parser.add_argument(
-        "--model", default=None, help=f"checkpoint directory or hub id[@revision] (default: {OFFICIAL_MODEL_ID})"
-    )
-    parser.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument(
-        "--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default: bf16 on CUDA, fp32 on CPU"
-    )
-
-
-def _add_server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server",
-        default=None,
-        metavar="HOST:PORT",
-        help="OCR on this dsocr Triton server (its gRPC address) instead of loading a model here",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=positive,
-        default=None,
-        help=f"with --server: pages on the server at once (default {SERVER_CONCURRENCY})",
-    )
-    parser.add_argument(
-        "--deadline",
-        type=positive_float,
-        default=None,
-        metavar="SECONDS",
-        help=f"with --server: time limit of each page, retries included (default {SERVER_DEADLINE_S:g})",
-    )
-
-
-def _lineage(model) -> dict:
-    """The ``model`` object of the output JSON."""
-    from dsocr.model.source import lineage_summary
-
-    return {
-        "id": model.source.model_id,
-        "revision": model.source.revision,
-        "lineage": lineage_summary(model.source.lineage),
-    }
-
-
 def _print_summary(run) -> None:
     summary = run.record["summary"]
     written = f" -> {run.written[0]}" if run.written else ""
@@ -209,41 +164,12 @@ def _print_summary(run) -> None:
     )
 
 
-def _check_ocr_arguments(args: argparse.Namespace) -> None:
-    if args.server is not None:
-        local = {"--model": args.model, "--revision": args.revision, "--device": args.device, "--dtype": args.dtype}
-        given = [option for option, value in local.items() if value is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} cannot be combined with --server, which runs the server's model")
-    else:
-        remote = {"--concurrency": args.concurrency, "--deadline": args.deadline}
-        given = [option for option, value in remote.items() if value is not None]
-        if given:
-            raise ValueError(f"{' and '.join(given)} can only be used with --server")
-
-
-def _open_recognizer(args: argparse.Namespace, resources: contextlib.ExitStack) -> tuple[Recognizer, dict, int]:
-    """What recognises the pages, its lineage for the JSON, and how many pages it takes at once."""
-    if args.server is None:
-        from dsocr.model.inference import DTYPES, OcrModel
-
-        dtype = DTYPES[args.dtype] if args.dtype else None
-        model = OcrModel.load(args.model or OFFICIAL_MODEL_ID, args.revision, args.device or "cpu", dtype)
-        return model, _lineage(model), 1
-    from dsocr.client import OcrClient, lineage
-
-    concurrency = args.concurrency or SERVER_CONCURRENCY
-    server_lineage = lineage(args.server)  # also fails fast, before any page, when the server is out of reach
-    client = OcrClient(args.server, deadline_s=args.deadline or SERVER_DEADLINE_S, max_in_flight=concurrency)
-    return resources.enter_context(client), server_lineage, concurrency
-
-
 def _run_ocr(args: argparse.Namespace) -> int:
     from dsocr.documents.batch import describe_failure, find_inputs, ocr_file, output_stems
     from dsocr.documents.errors import DocumentError
     from dsocr.documents.rendering import RenderPool
 
-    _check_ocr_arguments(args)
+    check_engine_arguments(args)
     paths, failures = find_inputs(args.inputs)
     for failure in failures:
         print(f"dsocr: {failure.input}: {failure.message}", file=sys.stderr)
@@ -253,7 +179,7 @@ def _run_ocr(args: argparse.Namespace) -> int:
     documents_with_failed_pages = []
     with contextlib.ExitStack() as resources:
         try:
-            recognizer, lineage, concurrency = _open_recognizer(args, resources)
+            recognizer, lineage, concurrency = open_recognizer(args, resources)
         except ConnectionError as error:  # the server is out of reach (the client's ServerUnavailable)
             print(f"dsocr: error: {error}", file=sys.stderr)
             return 1
@@ -329,7 +255,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     with RenderPool(workers=1) as pool:
         run = ocr_file(
             model,
-            _lineage(model),
+            model_lineage(model),
             pool,
             SAMPLE_PAGE,
             options_from_arguments(args),

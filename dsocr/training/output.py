@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import peft
@@ -14,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from dsocr.model.checkpoint import load_model, save_model
 from dsocr.model.deepseek_ocr import DeepseekOCR
 from dsocr.model.source import INDEX_FILE, LINEAGE_FILE, Source, read_lineage, resolve, weights_sha256, write_lineage
+from dsocr.provenance import dsocr_version, git_commit
 from dsocr.training.adapters import adapter_state, add_lora, merge_lora
 from dsocr.training.config import TrainConfig
 
@@ -49,7 +48,7 @@ def write_checkpoint(
         "steps": steps,
         "final_loss": final_loss,
         "final_eval": final_eval,
-        "dsocr_version": _dsocr_version(),
+        "dsocr_version": dsocr_version(),
         "git_commit": git_commit(),
     }
     _save(model, base.path, out, config, lineage)
@@ -88,21 +87,3 @@ def copy_checkpoint_files(base: Path, out: Path) -> None:
     for file in base.iterdir():
         if file.is_file() and file.suffix != ".safetensors" and file.name not in (INDEX_FILE, LINEAGE_FILE):
             shutil.copy2(file, out / file.name)
-
-
-def git_commit() -> str | None:
-    """The commit of the dsocr checkout that ran, ``+dirty`` when it had changes; None outside a checkout."""
-    here = Path(__file__).parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
-
-
-def _dsocr_version() -> str | None:
-    try:
-        return version("dsocr")
-    except PackageNotFoundError:
-        return None
