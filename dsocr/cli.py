@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "score an engine on a dataset: CER, WER, edit distance, loops, tokens (metrics.json, pages.jsonl, plots)",
         "dsocr.evaluation.cli:add_eval",
     ),
+    "report": ("a Markdown table of `dsocr eval` results side by side", "dsocr.evaluation.report:add_report"),
+    "registry": (
+        "register checkpoints in MLflow's model registry and promote one past an accuracy gate",
+        "dsocr.registry.cli:add_registry",
+    ),
     "train": ("fine-tune a checkpoint (LoRA or full) on pages with ground truth", "dsocr.training.cli:add_train"),
     "serve": ("serve the model with Triton (gRPC, HTTP, metrics) until SIGINT or SIGTERM", "dsocr.cli:add_serve"),
     "api": (

@@ -19,10 +19,23 @@ SERVER_CONCURRENCY = 16
 SERVER_DEADLINE_S = 600.0
 
 
+def resolve_model(model: str | None) -> str:
+    """The checkpoint a ``--model`` names: ``models:/NAME@ALIAS`` (or ``/VERSION``) through the registry at
+    ``MLFLOW_TRACKING_URI`` (or the default store) to its local copy; anything else as it is."""
+    model = model or OFFICIAL_MODEL_ID
+    if not model.startswith("models:/"):
+        return model
+    from dsocr.registry.registry import resolve_model_uri
+
+    return resolve_model_uri(model)
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     # None defaults, so that giving any of these together with --server can be told apart and refused.
     parser.add_argument(
-        "--model", default=None, help=f"checkpoint directory or hub id[@revision] (default: {OFFICIAL_MODEL_ID})"
+        "--model",
+        default=None,
+        help=f"checkpoint directory, hub id[@revision] or registered models:/NAME@ALIAS (default: {OFFICIAL_MODEL_ID})",
     )
     parser.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
@@ -83,7 +96,7 @@ def open_recognizer(args: argparse.Namespace, resources: contextlib.ExitStack) -
         from dsocr.model.inference import DTYPES, OcrModel
 
         dtype = DTYPES[args.dtype] if args.dtype else None
-        model = OcrModel.load(args.model or OFFICIAL_MODEL_ID, args.revision, args.device or "cpu", dtype)
+        model = OcrModel.load(resolve_model(args.model), args.revision, args.device or "cpu", dtype)
         return model, model_lineage(model), 1
     from dsocr.client import OcrClient, lineage
 

@@ -73,7 +73,9 @@ def add_repository(repository: argparse.ArgumentParser) -> None:
 
 def add_repository_options(parser: argparse.ArgumentParser, model_required: bool = True) -> None:
     """What a repository is built from: shared by ``repository build`` and ``serve``."""
-    parser.add_argument("--model", required=model_required, help="checkpoint directory or hub id[@revision]")
+    parser.add_argument(
+        "--model", required=model_required, help="checkpoint directory, hub id[@revision] or models:/NAME@ALIAS"
+    )
     parser.add_argument("--revision", default=None, help="hub revision (commit, tag or branch)")
     parser.add_argument(
         "--artifacts",
@@ -95,11 +97,12 @@ def add_repository_options(parser: argparse.ArgumentParser, model_required: bool
 
 
 def build_from_arguments(args: argparse.Namespace, out: Path, target: str) -> Path:
+    from dsocr.engines import resolve_model
     from dsocr.export.repository import build_repository
 
     return build_repository(
         out,
-        args.model,
+        resolve_model(args.model),
         target,
         args.revision,
         parameter_overrides(args.overrides),

@@ -76,9 +76,10 @@ def _run_eval(args: argparse.Namespace) -> int:
         evaluation = evaluate(dataset, scores, engine, options, args.progress)
     metrics = evaluation.write(args.out)
     if args.mlflow:
-        from dsocr.registry.tracking import log_evaluation
+        from dsocr.registry.tracking import log_evaluation, mlflow_errors
 
-        run_id = log_evaluation(args.mlflow, evaluation, args.out)
+        with mlflow_errors():
+            run_id = log_evaluation(args.mlflow, evaluation, args.out)
         print(f"dsocr eval: logged MLflow run {run_id}", file=sys.stderr)
     _print_summary(evaluation, metrics)
     return 1 if evaluation.summary["failed_rate"] == 1.0 else 0

@@ -50,9 +50,13 @@ def _accuracy(scores: list[PageScore]) -> dict:
 
 
 def _by_tag(scores: list[PageScore]) -> dict[str, list[PageScore]]:
+    """Pages grouped by each text or yes/no tag (``kind=table``, ``language=english``); numbers (a seed, a font
+    size) and empty values name no group."""
     groups: dict[str, list[PageScore]] = {}
     for score in scores:
         for key, value in score.tags.items():
+            if not isinstance(value, str | bool) or value == "":
+                continue
             groups.setdefault(f"{key}={_tag_text(value)}", []).append(score)
     return groups
 

@@ -20,7 +20,7 @@ INDEX_FILE = "model.safetensors.index.json"
 #: What ``dsocr train`` writes beside the weights it trained: base model, datasets, parameters, commit.
 LINEAGE_FILE = "lineage.json"
 _HUB_PATTERNS = ["*.json", "*.safetensors", "tokenizer*"]
-_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
 
 
 class CheckpointError(Exception):
@@ -45,7 +45,7 @@ def resolve(model: str, revision: str | None = None) -> Source:
     path = Path(model).expanduser()
     if path.is_dir():
         return Source(path.resolve(), str(path.resolve()), None)
-    if path.exists() or not _HUB_ID.fullmatch(model):
+    if path.exists() or not HUB_ID.fullmatch(model):
         raise CheckpointError(f"{model}: not a checkpoint directory or a hub id like {OFFICIAL_MODEL_ID}")
     repo_id, _, pinned = model.partition("@")
     revision = revision or pinned or None

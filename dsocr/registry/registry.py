@@ -1,0 +1,145 @@
+"""The model registry on MLflow: versions that carry their lineage, aliases moved only past an accuracy gate.
+
+A registered checkpoint directory is copied into the run's artifacts (the registry owns its bytes, so the
+``@champion`` being served cannot change under it) and its weight SHA-256s are tagged on the version; a hub model
+is registered by id and revision. Aliases (``champion``), not MLflow's deprecated stages, name what serves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from dsocr.model.source import HUB_ID, lineage_summary, read_lineage, weights_sha256
+from dsocr.registry.tracking import mlflow_client
+
+REGISTER_EXPERIMENT = "dsocr-registry"
+HUB_SCHEME = "hf://"
+SHA_TAG = "dsocr.sha256."
+_MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
+
+
+class RegistryError(ValueError):
+    """A registry name, version or alias that does not resolve, or a model that cannot be registered."""
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    version: str
+    source: str
+    tags: dict[str, str]
+
+    @property
+    def weights(self) -> dict[str, str] | None:
+        """The checkpoint's weight digests by file name, as registered; None for a hub model."""
+        digests = {key.removeprefix(SHA_TAG): value for key, value in self.tags.items() if key.startswith(SHA_TAG)}
+        return digests or None
+
+    @property
+    def hub_spec(self) -> str | None:
+        return self.source.removeprefix(HUB_SCHEME) if self.source.startswith(HUB_SCHEME) else None
+
+
+def register(uri: str | None, name: str, model: str, description: str | None = None) -> Version:
+    """A new version of ``name`` (created if missing) for a checkpoint directory or ``HUB_ID@REVISION``."""
+    client = mlflow_client(uri)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        tags = {f"{SHA_TAG}{file}": digest for file, digest in weights_sha256(path).items()}
+        for key, value in (lineage_summary(read_lineage(path)) or {}).items():
+            if value is not None:
+                tags[f"dsocr.lineage.{key}"] = str(value)
+        experiment = client.get_experiment_by_name(REGISTER_EXPERIMENT)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(REGISTER_EXPERIMENT)
+        run = client.create_run(experiment_id, run_name=f"register {name}", tags={"dsocr.model": path.name})
+        client.log_artifacts(run.info.run_id, str(path), "checkpoint")
+        client.set_terminated(run.info.run_id, "FINISHED")
+        source, run_id = f"{run.info.artifact_uri}/checkpoint", run.info.run_id
+    elif HUB_ID.fullmatch(model) and "@" in model:
+        tags, source, run_id = {"dsocr.hub_id": model.partition("@")[0]}, HUB_SCHEME + model, None
+    else:
+        raise RegistryError(f"{model}: not a checkpoint directory, nor a hub id pinned to a revision (ID@REVISION)")
+    _ensure_registered_model(client, name)
+    created = client.create_model_version(name, source, run_id=run_id, tags=tags, description=description)
+    return Version(name, created.version, created.source, dict(created.tags))
+
+
+def get_version(uri: str | None, name: str, version: str | None = None, alias: str | None = None) -> Version:
+    client = mlflow_client(uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException:
+        what = f"alias @{alias}" if alias else f"version {version}"
+        raise RegistryError(f"registered model {name!r} has no {what}") from None
+    return Version(name, found.version, found.source, dict(found.tags))
+
+
+def champion(uri: str | None, name: str, alias: str) -> Version | None:
+    try:
+        return get_version(uri, name, alias=alias)
+    except RegistryError:
+        return None
+
+
+def set_alias(uri: str | None, version: Version, alias: str) -> None:
+    mlflow_client(uri).set_registered_model_alias(version.name, alias, version.version)
+
+
+def resolve_model_uri(model_uri: str, uri: str | None = None) -> str:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` → a local checkpoint directory (downloaded once, its
+    weights checked against the registered digests) or a pinned hub id."""
+    match = _MODEL_URI.fullmatch(model_uri)
+    if not match:
+        raise RegistryError(f"{model_uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    version = get_version(uri, match["name"], match["version"], match["alias"])
+    if version.hub_spec:
+        return version.hub_spec
+    return str(_downloaded(version))
+
+
+def _downloaded(version: Version) -> Path:
+    cache = _cache_dir() / version.name / version.version
+    checkpoint = cache / "checkpoint"
+    if not (checkpoint.is_dir() and weights_sha256(checkpoint) == version.weights):
+        import mlflow
+
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir(parents=True)
+        mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(cache))
+        if weights_sha256(checkpoint) != version.weights:
+            raise RegistryError(f"{version.name} version {version.version}: the downloaded weights do not match "
+                                "the digests registered with it")  # fmt: skip
+    return checkpoint
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dsocr" / "registry"
+
+
+def _ensure_registered_model(client, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="DeepSeek-OCR checkpoints registered by dsocr")
+
+
+def list_versions(uri: str | None, name: str) -> list[tuple[Version, list[str]]]:
+    """Every version of ``name``, oldest first, with the aliases pointing at it."""
+    client = mlflow_client(uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        aliases = client.get_registered_model(name).aliases  # {alias: version}
+    except MlflowException:
+        raise RegistryError(f"no registered model {name!r}") from None
+    found = client.search_model_versions(f"name = '{name}'")
+    versions = sorted((Version(name, v.version, v.source, dict(v.tags)) for v in found), key=lambda v: int(v.version))
+    return [(v, sorted(a for a, held in aliases.items() if str(held) == v.version)) for v in versions]
