@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean tools
+.PHONY: setup demo test clean tools pipeline
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,12 @@ test: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The DVC pipeline of dvc.yaml and params.yaml: datasets -> checkpoints -> `dsocr eval` -> results/report.md. Its
+# stages run `dsocr`, so the venv's bin goes first on PATH. .dvc/ is committed; `dvc init` is for a tree without it.
+pipeline: setup
+	test -d .dvc || $(BIN)/dvc init
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -31,13 +31,18 @@ def report_table(results: list[Path]) -> str:
 def _row(path: Path) -> list[str]:
     file = path / METRICS_FILE if path.is_dir() else path
     try:
-        metrics = json.loads(file.read_text(encoding="utf-8"))
+        return _cells(file.parent.name, json.loads(file.read_text(encoding="utf-8")))
     except (OSError, ValueError) as error:
         raise ValueError(f"{file}: not an evaluation's metrics.json ({error})") from None
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{file}: not an evaluation's metrics.json (no {error})") from None
+
+
+def _cells(run: str, metrics: dict) -> list[str]:
     engine, options = metrics.get("engine") or {}, metrics.get("options") or {}
     compression = (metrics.get("compression_ratio") or {}).get("mean")
     return [
-        file.parent.name,
+        run,
         str(engine.get("id", "")),
         str(options.get("mode", "")),
         f"{metrics['dataset']['name']} ({metrics['dataset']['sha256'][:12]})",

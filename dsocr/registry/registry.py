@@ -74,7 +74,9 @@ def get_version(uri: str | None, name: str, version: str | None = None, alias: s
 
     try:
         found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    except MlflowException:
+    except MlflowException as error:
+        if not _missing(error):
+            raise
         what = f"alias @{alias}" if alias else f"version {version}"
         raise RegistryError(f"registered model {name!r} has no {what}") from None
     return Version(name, found.version, found.source, dict(found.tags))
@@ -127,7 +129,9 @@ def _ensure_registered_model(client, name: str) -> None:
 
     try:
         client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as error:
+        if not _missing(error):
+            raise
         client.create_registered_model(name, description="DeepSeek-OCR checkpoints registered by dsocr")
 
 
@@ -138,8 +142,17 @@ def list_versions(uri: str | None, name: str) -> list[tuple[Version, list[str]]]
 
     try:
         aliases = client.get_registered_model(name).aliases  # {alias: version}
-    except MlflowException:
+    except MlflowException as error:
+        if not _missing(error):
+            raise
         raise RegistryError(f"no registered model {name!r}") from None
     found = client.search_model_versions(f"name = '{name}'")
     versions = sorted((Version(name, v.version, v.source, dict(v.tags)) for v in found), key=lambda v: int(v.version))
     return [(v, sorted(a for a, held in aliases.items() if str(held) == v.version)) for v in versions]
+
+
+def _missing(error) -> bool:
+    """Whether MLflow said the name or version does not exist (rather than failing to answer at all)."""
+    code = getattr(error, "error_code", None)
+    # An unknown alias comes back as an invalid parameter rather than a missing resource.
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(error))
