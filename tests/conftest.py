@@ -50,6 +50,15 @@ def triton_server(tiny_checkpoint, tiny_onnx_exports, tmp_path_factory):
         pytest.fail(failure, pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory):
+    """A real MLflow tracking server (SQLite backend) for the whole session: its URL."""
+    from tests.support.mlflow_server import mlflow_server
+
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
+
+
 #: Fixtures that start a Triton server for the tests that use them.
 SERVER_FIXTURES = frozenset({"triton_server", "own_triton"})
 

@@ -2,12 +2,16 @@
 
 Each package of the core sits on a layer and imports only from its own layer and those below it:
 
-    cli.py, arguments.py                      (the command: may import every package, api/ and export/ lazily)
+    cli.py, arguments.py, engines.py          (the command: may import every package, api/ and export/ lazily)
     api/, export/                             (may import the core and client/)
+    training/                                 (model, data, evaluation, tracking)
+    registry/                                 (model, data, evaluation, tracking)
+    evaluation/                               (data, documents, tracking; its cli.py the command's helpers)
     client/                                   (the contract, images)
     triton/, documents/                       (the contract, tokens, images; triton/ also model.source)
+    data/, tracking.py                        (the contract, tokens, images, provenance)
     model/                                    (the contract, tokens, images)
-    contract.py, tokens.py, images.py         (nothing of dsocr but each other)
+    contract.py, tokens.py, images.py, provenance.py   (nothing of dsocr but each other)
 """
 
 import ast
@@ -29,9 +33,13 @@ SOURCES = {
     "dsocr.client": ROOT / "client",
     "dsocr.data": ROOT / "dsocr" / "data",
     "dsocr.evaluation": ROOT / "dsocr" / "evaluation",
+    "dsocr.tracking": ROOT / "dsocr" / "tracking.py",
+    "dsocr.registry": ROOT / "dsocr" / "registry",
     "dsocr.training": ROOT / "dsocr" / "training",
 }
-BASE = {"dsocr.contract", "dsocr.tokens", "dsocr.images"}
+BASE = {"dsocr.contract", "dsocr.tokens", "dsocr.images", "dsocr.provenance"}
+#: The command's own modules, which a package's cli.py uses to fill in its subcommand.
+COMMAND = {"dsocr.arguments", "dsocr.engines"}
 #: What each part of the core may import from dsocr, besides itself.
 ALLOWED = {
     "dsocr.contract": BASE,
@@ -42,8 +50,13 @@ ALLOWED = {
     "dsocr.triton": BASE | {"dsocr.model.source", "dsocr.model.config"},
     "dsocr.client": BASE,
     "dsocr.data": BASE | {"dsocr.arguments"},  # its cli.py fills in `dsocr data`
-    "dsocr.evaluation": BASE,
-    "dsocr.training": BASE | {"dsocr.model", "dsocr.data", "dsocr.evaluation"},
+    "dsocr.tracking": BASE,
+    # Its cli.py also counts ground-truth tokens with a checkpoint's tokenizer.
+    "dsocr.evaluation": BASE
+    | COMMAND
+    | {"dsocr.data", "dsocr.documents", "dsocr.tracking", "dsocr.model.source", "dsocr.model.tokenizer"},
+    "dsocr.registry": BASE | {"dsocr.arguments", "dsocr.model", "dsocr.data", "dsocr.evaluation", "dsocr.tracking"},
+    "dsocr.training": BASE | {"dsocr.model", "dsocr.data", "dsocr.evaluation", "dsocr.tracking"},
 }
 
 
@@ -128,4 +141,9 @@ def test_the_ocr_command_against_a_server_loads_no_torch():
 
 def test_the_dataset_format_and_the_metrics_load_no_torch():
     loaded = loaded_after("import dsocr.data.dataset, dsocr.data.synth, dsocr.evaluation.metrics")
+    assert not {name for name in loaded if name.split(".")[0] == "torch"}
+
+
+def test_scoring_predictions_and_the_registry_run_without_torch():
+    loaded = loaded_after("import dsocr.evaluation.cli, dsocr.evaluation.runner, dsocr.registry.registry, dsocr.tracking")
     assert not {name for name in loaded if name.split(".")[0] == "torch"}

@@ -76,7 +76,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         evaluation = evaluate(dataset, scores, engine, options, args.progress)
     metrics = evaluation.write(args.out)
     if args.mlflow:
-        from dsocr.registry.tracking import log_evaluation, mlflow_errors
+        from dsocr.tracking import log_evaluation, mlflow_errors
 
         with mlflow_errors():
             run_id = log_evaluation(args.mlflow, evaluation, args.out)

@@ -55,7 +55,7 @@ def _tracked(run):
     """A command whose MLflow failures exit 2 with one line (``TrackingError`` is a ValueError ``main`` reports)."""
 
     def run_tracked(args: argparse.Namespace) -> int:
-        from dsocr.registry.tracking import mlflow_errors
+        from dsocr.tracking import mlflow_errors
 
         with mlflow_errors():
             return run(args)

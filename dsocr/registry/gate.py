@@ -14,7 +14,7 @@ from pathlib import Path
 from dsocr.contract import OcrOptions
 from dsocr.data.dataset import Dataset
 from dsocr.registry.registry import Version, champion, set_alias
-from dsocr.registry.tracking import EVAL_EXPERIMENT, EVAL_KEY_TAG, eval_key, log_evaluation, mlflow_client
+from dsocr.tracking import EVAL_EXPERIMENT, EVAL_KEY_TAG, eval_key, log_evaluation, mlflow_client
 
 GATED = ("cer.mean", "ned.mean", "loop_rate")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dsocr.model.source import HUB_ID, lineage_summary, read_lineage, weights_sha256
-from dsocr.registry.tracking import mlflow_client
+from dsocr.tracking import mlflow_client
 
 REGISTER_EXPERIMENT = "dsocr-registry"
 HUB_SCHEME = "hf://"

@@ -1,18 +1,10 @@
-"""One real MLflow server for the registry tests; each test registers models under a name of its own."""
+"""The registry tests share the session's MLflow server (``mlflow_uri``); each registers under a name of its own."""
 
 import itertools
 
 import pytest
 
-from tests.support.mlflow_server import mlflow_server
-
 _names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def mlflow_uri(tmp_path_factory):
-    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
-        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from dsocr.contract import OcrOptions
 from dsocr.evaluation.runner import evaluate, recognize_dataset
 from dsocr.model.tiny import write_tiny_checkpoint
 from dsocr.registry.registry import get_version, register
-from dsocr.registry.tracking import log_evaluation
+from dsocr.tracking import log_evaluation
 from tests.evaluation.test_runner import two_line_dataset
 from tests.support.scripted import ScriptedRecognizer
 

@@ -34,7 +34,9 @@ def mlflow_server(folder: Path):
         deadline = time.monotonic() + STARTUP_S
         while not _healthy(url):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start; its log: {(folder / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"mlflow server did not start; its log: {(folder / 'server.log').read_text()[-2000:]}"
+                )
             time.sleep(0.5)
         yield url
     finally:
