@@ -1,6 +1,7 @@
 """Registering checkpoints on a real MLflow server, and resolving ``models:/`` URIs back to their weights."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -46,11 +47,10 @@ def test_an_unpinned_hub_id_is_refused(mlflow_uri, model_name, capsys):
 def test_an_alias_resolves_to_a_local_copy_of_the_same_weights(mlflow_uri, model_name, tiny_checkpoint):
     set_alias(mlflow_uri, register(mlflow_uri, model_name, str(tiny_checkpoint)), "champion")
     local = resolve_model_uri(f"models:/{model_name}@champion", mlflow_uri)
-    assert weights_sha256(__import__("pathlib").Path(local)) == weights_sha256(tiny_checkpoint)
+    assert weights_sha256(Path(local)) == weights_sha256(tiny_checkpoint)
 
 
 def test_a_damaged_local_copy_is_downloaded_again(mlflow_uri, model_name, tiny_checkpoint):
-    from pathlib import Path
 
     register(mlflow_uri, model_name, str(tiny_checkpoint))
     local = Path(resolve_model_uri(f"models:/{model_name}/1", mlflow_uri))
@@ -102,3 +102,13 @@ def test_an_unreachable_server_is_one_line_and_exit_2(capsys):
     assert main(["registry", "show", "anything", "--mlflow", "http://127.0.0.1:9"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("dsocr: error: MLflow:") and len(error.strip().splitlines()) == 1
+
+
+def test_ocr_takes_a_registered_model(mlflow_uri, model_name, tiny_checkpoint, tmp_path, monkeypatch):
+    from dsocr.cli import SAMPLE_PAGE
+
+    set_alias(mlflow_uri, register(mlflow_uri, model_name, str(tiny_checkpoint)), "champion")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    flags = ["--mode", "tiny", "--max-new-tokens", "4", "--out", str(tmp_path / "out")]
+    assert main(["ocr", str(SAMPLE_PAGE), "--model", f"models:/{model_name}@champion", *flags]) == 0
+    assert (tmp_path / "out" / f"{SAMPLE_PAGE.stem}.md").is_file()
