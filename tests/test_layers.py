@@ -145,5 +145,7 @@ def test_the_dataset_format_and_the_metrics_load_no_torch():
 
 
 def test_scoring_predictions_and_the_registry_run_without_torch():
-    loaded = loaded_after("import dsocr.evaluation.cli, dsocr.evaluation.runner, dsocr.registry.registry, dsocr.tracking")
+    loaded = loaded_after(
+        "import dsocr.evaluation.cli, dsocr.evaluation.runner, dsocr.registry.registry, dsocr.tracking"
+    )
     assert not {name for name in loaded if name.split(".")[0] == "torch"}

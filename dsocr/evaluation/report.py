@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from dsocr.evaluation.outputs import METRICS_FILE
@@ -22,16 +23,23 @@ def add_report(parser: argparse.ArgumentParser) -> None:
 
 
 def report_table(results: list[Path]) -> str:
-    rows = [_row(path) for path in sorted(results)]
+    """One row per result, named by its folder relative to the folder all results share (``model/dataset``)."""
+    files = sorted(path / METRICS_FILE if path.is_dir() else path for path in results)
+    shared = Path(os.path.commonpath([file.parent.resolve() for file in files])) if len(files) > 1 else None
+    rows = [_row(file, _run_name(file, shared)) for file in files]
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def _row(path: Path) -> list[str]:
-    file = path / METRICS_FILE if path.is_dir() else path
+def _run_name(file: Path, shared: Path | None) -> str:
+    folder = file.parent.resolve()
+    return folder.name if shared is None or folder == shared else folder.relative_to(shared).as_posix()
+
+
+def _row(file: Path, run: str) -> list[str]:
     try:
-        return _cells(file.parent.name, json.loads(file.read_text(encoding="utf-8")))
+        return _cells(run, json.loads(file.read_text(encoding="utf-8")))
     except (OSError, ValueError) as error:
         raise ValueError(f"{file}: not an evaluation's metrics.json ({error})") from None
     except (KeyError, TypeError) as error:
