@@ -9,44 +9,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.support.dvc_repo import dvc_env, git_identity, run
+
 pytest.importorskip("dvc", reason="DVC is not installed (the eval extra)")
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+
 #: Pages of each preset in the copies' params.yaml (the repository's sets are larger).
 SMALL_PAGES = {"reader": 4, "pdf": 2}
-
-
-def _env(site_cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    env["DVC_SITE_CACHE_DIR"] = str(site_cache)
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    return env
-
-
-def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> str:
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
-
-
-def _git_identity(repo: Path, env: dict[str, str]) -> None:
-    for key, value in (
-        ("user.name", "dsocr tests"),
-        ("user.email", "tests@dsocr.invalid"),
-        ("commit.gpgsign", "false"),
-    ):
-        _run(["git", "config", key, value], repo, env)
 
 
 def _source_deps(dvc_yaml: dict) -> list[str]:
@@ -75,10 +51,10 @@ class Copy:
     env: dict[str, str]
 
     def dvc(self, *args: str) -> str:
-        return _run(["dvc", *args], self.root, self.env)
+        return run(["dvc", *args], self.root, self.env)
 
     def git(self, *args: str) -> str:
-        return _run(["git", *args], self.root, self.env)
+        return run(["git", *args], self.root, self.env)
 
     def params(self) -> dict:
         return yaml.safe_load((self.root / "params.yaml").read_text())
@@ -93,7 +69,7 @@ class Copy:
 def _fresh_copy(root: Path) -> Copy:
     """A git repository with dvc.yaml, the small params.yaml and the stages' source deps, committed after ``dvc init``."""
     root.mkdir(parents=True)
-    env = _env(root.parent / f"{root.name}-dvc-site-cache")
+    env = dvc_env(root.parent / f"{root.name}-dvc-site-cache")
     shutil.copy2(REPO / "dvc.yaml", root / "dvc.yaml")
     params = _small_params(yaml.safe_load((REPO / "params.yaml").read_text()))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -104,9 +80,9 @@ def _fresh_copy(root: Path) -> Copy:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
         else:
             shutil.copy2(source, target)
-    _run(["git", "init", "-q"], root, env)
-    _git_identity(root, env)
-    _run(["dvc", "init", "-q"], root, env)
+    run(["git", "init", "-q"], root, env)
+    git_identity(root, env)
+    run(["dvc", "init", "-q"], root, env)
     if (REPO / ".dvcignore").is_file():
         shutil.copy2(REPO / ".dvcignore", root / ".dvcignore")
     copy = Copy(root, env)
@@ -117,9 +93,9 @@ def _fresh_copy(root: Path) -> Copy:
 
 def _clone(origin: Copy, root: Path) -> Copy:
     """A git clone of ``origin`` sharing its DVC cache, its outputs checked out: a workspace a test may change."""
-    env = _env(root.parent / f"{root.name}-dvc-site-cache")
-    _run(["git", "clone", "-q", str(origin.root), str(root)], root.parent, env)
-    _git_identity(root, env)
+    env = dvc_env(root.parent / f"{root.name}-dvc-site-cache")
+    run(["git", "clone", "-q", str(origin.root), str(root)], root.parent, env)
+    git_identity(root, env)
     copy = Copy(root, env)
     copy.dvc("cache", "dir", "--local", str(origin.root / ".dvc" / "cache"))
     copy.dvc("checkout")
