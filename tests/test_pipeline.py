@@ -26,11 +26,19 @@ SMALL_PAGES = {"reader": 4, "pdf": 2}
 
 
 def _source_deps(dvc_yaml: dict) -> list[str]:
-    """The deps of dvc.yaml's stages that are repository files (not another stage's outputs, not templated)."""
+    """The deps of dvc.yaml's stages that are repository files: not templated, and not under another stage's
+    outputs (the checkout holds the committed results, which the copy must make itself)."""
+    stages = [stage.get("do", stage) for stage in dvc_yaml["stages"].values()]
+    outputs = {
+        (next(iter(out)) if isinstance(out, dict) else out).split("${")[0].split("/")[0]
+        for stage in stages
+        for kind in ("outs", "metrics", "plots")
+        for out in stage.get(kind, [])
+    }
     deps = set()
-    for stage in dvc_yaml["stages"].values():
-        for dep in stage.get("do", stage).get("deps", []):
-            if "${" not in dep and (REPO / dep).exists():
+    for stage in stages:
+        for dep in stage.get("deps", []):
+            if "${" not in dep and dep.split("/")[0] not in outputs and (REPO / dep).exists():
                 deps.add(dep)
     return sorted(deps)
 
