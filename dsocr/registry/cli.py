@@ -19,6 +19,14 @@ def add_registry(parser: argparse.ArgumentParser) -> None:
     register.add_argument("--name", required=True, help="the registered model's name")
     register.add_argument("--model", required=True, help="checkpoint directory, or a hub id pinned as ID@REVISION")
     register.add_argument("--description", default=None)
+    register.add_argument(
+        "--exports",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="encoder exports of this checkpoint (`dsocr export onnx|tensorrt` folders), stored with their hashes",
+    )
     _add_uri(register)
     register.set_defaults(run=_run_register)
 
@@ -67,7 +75,7 @@ def _tracked(run):
 def _run_register(args: argparse.Namespace) -> int:
     from dsocr.registry.registry import register
 
-    version = register(args.mlflow, args.name, args.model, args.description)
+    version = register(args.mlflow, args.name, args.model, args.description, args.exports)
     print(
         f"registered {args.model} as {version.name} version {version.version} (models:/{version.name}/{version.version})"
     )

@@ -7,13 +7,14 @@ is registered by id and revision. Aliases (``champion``), not MLflow's deprecate
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsocr.model.source import HUB_ID, lineage_summary, read_lineage, weights_sha256
+from dsocr.model.source import HUB_ID, file_sha256, lineage_summary, read_lineage, weights_sha256
 from dsocr.tracking import mlflow_client
 
 REGISTER_EXPERIMENT = "dsocr-registry"
@@ -44,12 +45,22 @@ class Version:
         return self.source.removeprefix(HUB_SCHEME) if self.source.startswith(HUB_SCHEME) else None
 
 
-def register(uri: str | None, name: str, model: str, description: str | None = None) -> Version:
-    """A new version of ``name`` (created if missing) for a checkpoint directory or ``HUB_ID@REVISION``."""
+def register(
+    uri: str | None, name: str, model: str, description: str | None = None, exports: list[Path] = ()
+) -> Version:
+    """A new version of ``name`` (created if missing) for a checkpoint directory or ``HUB_ID@REVISION``;
+    ``exports`` are encoder export folders of that checkpoint (``dsocr export``), stored and hashed with it."""
     client = mlflow_client(uri)
     path = Path(model).expanduser()
+    if exports and not path.is_dir():
+        raise RegistryError("exports can only be registered with a checkpoint directory, whose weights they match")
     if path.is_dir():
-        tags = {f"{SHA_TAG}{file}": digest for file, digest in weights_sha256(path).items()}
+        digests = weights_sha256(path)
+        tags = {f"{SHA_TAG}{file}": digest for file, digest in digests.items()}
+        named_exports = {_export_name(folder, digests): folder for folder in exports}
+        for export_name, folder in named_exports.items():
+            for file in sorted(p for p in folder.iterdir() if p.is_file()):
+                tags[f"dsocr.export.{export_name}.sha256.{file.name}"] = file_sha256(file)
         for key, value in (lineage_summary(read_lineage(path)) or {}).items():
             if value is not None:
                 tags[f"dsocr.lineage.{key}"] = str(value)
@@ -57,6 +68,8 @@ def register(uri: str | None, name: str, model: str, description: str | None = N
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(REGISTER_EXPERIMENT)
         run = client.create_run(experiment_id, run_name=f"register {name}", tags={"dsocr.model": path.name})
         client.log_artifacts(run.info.run_id, str(path), "checkpoint")
+        for export_name, folder in named_exports.items():
+            client.log_artifacts(run.info.run_id, str(folder), f"exports/{export_name}")
         client.set_terminated(run.info.run_id, "FINISHED")
         source, run_id = f"{run.info.artifact_uri}/checkpoint", run.info.run_id
     elif HUB_ID.fullmatch(model) and "@" in model:
@@ -66,6 +79,18 @@ def register(uri: str | None, name: str, model: str, description: str | None = N
     _ensure_registered_model(client, name)
     created = client.create_model_version(name, source, run_id=run_id, tags=tags, description=description)
     return Version(name, created.version, created.source, dict(created.tags))
+
+
+def _export_name(folder: Path, digests: dict[str, str]) -> str:
+    """``onnx-512-fp32``: what the folder's ``metadata.json`` says it is, once it is shown to come from ``digests``."""
+    try:
+        record = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+        kind, view, dtype, source = record["format"], record["view"], record["dtype"], record["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RegistryError(f"{folder}: not an export folder (no readable metadata.json from `dsocr export`)") from None
+    if source.get("safetensors_sha256") != digests:
+        raise RegistryError(f"{folder} was exported from other weights than the checkpoint being registered")
+    return f"{kind}-{view}-{dtype}"
 
 
 def get_version(uri: str | None, name: str, version: str | None = None, alias: str | None = None) -> Version:

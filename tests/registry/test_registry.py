@@ -112,3 +112,19 @@ def test_ocr_takes_a_registered_model(mlflow_uri, model_name, tiny_checkpoint, t
     flags = ["--mode", "tiny", "--max-new-tokens", "4", "--out", str(tmp_path / "out")]
     assert main(["ocr", str(SAMPLE_PAGE), "--model", f"models:/{model_name}@champion", *flags]) == 0
     assert (tmp_path / "out" / f"{SAMPLE_PAGE.stem}.md").is_file()
+
+
+def test_exports_are_registered_with_their_file_hashes(mlflow_uri, model_name, tiny_checkpoint, tiny_onnx_exports):
+    from dsocr.model.source import file_sha256
+
+    export = tiny_onnx_exports[0]
+    version = register(mlflow_uri, model_name, str(tiny_checkpoint), exports=[export])
+    record = json.loads((export / "metadata.json").read_text())
+    name = f"onnx-{record['view']}-{record['dtype']}"
+    assert version.tags[f"dsocr.export.{name}.sha256.model.onnx"] == file_sha256(export / "model.onnx")
+
+
+def test_exports_of_other_weights_are_refused(mlflow_uri, model_name, tiny_onnx_exports, tmp_path):
+    other = write_tiny_checkpoint(tmp_path / "other", seed=3)
+    with pytest.raises(RegistryError, match="other weights"):
+        register(mlflow_uri, model_name, str(other), exports=[tiny_onnx_exports[0]])
