@@ -90,9 +90,8 @@ def log_evaluation(uri: str | None, evaluation, out: Path, tags: dict[str, str] 
     run = client.create_run(experiment_id, tags=run_tags, run_name=f"{engine.get('id')} on {header['dataset']['name']}")
     run_id = run.info.run_id
     try:
-        log_values(client, run_id, evaluation_params(header), metric_values(evaluation.summary))
-        if evaluation.timings["pages_per_second"] is not None:
-            client.log_metric(run_id, "pages_per_second", evaluation.timings["pages_per_second"])
+        figures = {**evaluation.summary, "pages_per_second": evaluation.timings["pages_per_second"]}
+        log_values(client, run_id, evaluation_params(header), metric_values(figures))
         for name in ("metrics.json", "timings.json", "pages.jsonl"):
             client.log_artifact(run_id, str(out / name))
         client.log_artifacts(run_id, str(out / "plots"), "plots")

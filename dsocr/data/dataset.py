@@ -91,6 +91,7 @@ class Dataset:
         self.root = root
         self.entries = entries
         self.line_numbers = line_numbers  # of each entry in the manifest, for error messages
+        self._hash: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
@@ -142,7 +143,10 @@ class Dataset:
             raise DatasetError(f"{self.manifest}:{self.line_numbers[index]}: {error}") from None
 
     def hash(self) -> str:
-        return dataset_hash(self.root)
+        """``dataset_hash`` of these entries, computed once: the gate and the evaluation of a run both ask."""
+        if self._hash is None:
+            self._hash = _content_hash(self)
+        return self._hash
 
 
 def open_page(source: Path, page: int = 1, dpi: float = DEFAULT_DPI) -> Image.Image:
@@ -190,7 +194,10 @@ def dataset_hash(root: str | Path) -> str:
     Canonical lines make formatting, key order and omitted defaults irrelevant; mtimes and absolute paths never
     enter, so the same dataset hashes the same on every machine.
     """
-    dataset = Dataset.load(root)
+    return Dataset.load(root).hash()
+
+
+def _content_hash(dataset: Dataset) -> str:
     digest = hashlib.sha256(b"dsocr-dataset-v1\n")
     source_digests: dict[str, bytes] = {}  # a PDF's pages share one file: read it once
     for entry in dataset:

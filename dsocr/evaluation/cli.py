@@ -46,7 +46,7 @@ def add_eval(parser: argparse.ArgumentParser) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from dsocr.data.dataset import Dataset
-    from dsocr.evaluation.runner import evaluate, recognize_dataset, score_predictions
+    from dsocr.evaluation.runner import evaluate, recognize_dataset, score_predictions, token_counter
 
     dataset = Dataset.load(args.data)
     with contextlib.ExitStack() as resources:
@@ -58,7 +58,9 @@ def _run_eval(args: argparse.Namespace) -> int:
             if not args.predictions.is_dir():
                 raise ValueError(f"--predictions {args.predictions}: no such folder")
             engine = {"kind": "predictions", "id": args.predictions.resolve().name}
-            scores = score_predictions(dataset, args.predictions, count_tokens=_token_counter(args.tokenizer))
+            scores = score_predictions(
+                dataset, args.predictions, count_tokens=token_counter(_tokenizer(args.tokenizer))
+            )
             options = None
         else:
             check_engine_arguments(args)
@@ -71,7 +73,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             engine = {"kind": "server" if args.server else "model", **_engine_identity(args, recognizer, lineage)}
             tokenizer = args.tokenizer or (None if args.server else recognizer)
             scores = recognize_dataset(
-                dataset, recognizer, options, count_tokens=_token_counter(tokenizer), concurrency=concurrency
+                dataset, recognizer, options, count_tokens=token_counter(_tokenizer(tokenizer)), concurrency=concurrency
             )
         evaluation = evaluate(dataset, scores, engine, options, args.progress)
     metrics = evaluation.write(args.out)
@@ -94,18 +96,16 @@ def _engine_identity(args: argparse.Namespace, recognizer, lineage: dict) -> dic
     return {**lineage, "id": args.model or lineage["id"], "weights_sha256": weights_sha256(recognizer.source.path)}
 
 
-def _token_counter(tokenizer):
-    """len(tokens) of a text in a tokenizer (an OcrModel's, or a checkpoint's by path), or None without one."""
+def _tokenizer(tokenizer):
+    """The tokenizer to count ground-truth tokens with: an OcrModel's, a checkpoint's by path, or None."""
     if tokenizer is None:
         return None
-    if isinstance(tokenizer, str):
-        from dsocr.model.source import resolve
-        from dsocr.model.tokenizer import Tokenizer
+    if not isinstance(tokenizer, str):
+        return tokenizer.tokenizer  # the OcrModel's own
+    from dsocr.model.source import resolve
+    from dsocr.model.tokenizer import Tokenizer
 
-        tokenizer = Tokenizer.from_dir(resolve(tokenizer).path)
-    else:
-        tokenizer = tokenizer.tokenizer
-    return lambda text: len(tokenizer.encode(text))
+    return Tokenizer.from_dir(resolve(tokenizer).path)
 
 
 def _print_summary(evaluation, metrics: Path) -> None:

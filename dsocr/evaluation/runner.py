@@ -28,6 +28,11 @@ from dsocr.evaluation.summary import summarize, timing
 TokenCounter = Callable[[str], int] | None
 
 
+def token_counter(tokenizer) -> TokenCounter:
+    """``len(tokenizer.encode(text))`` for a tokenizer (``dsocr.model.tokenizer.Tokenizer``), None without one."""
+    return None if tokenizer is None else lambda text: len(tokenizer.encode(text))
+
+
 def recognize_dataset(
     dataset: Dataset,
     recognizer: Recognizer,

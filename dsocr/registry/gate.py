@@ -90,7 +90,7 @@ def figures(uri: str | None, version: Version, dataset: Dataset, options: OcrOpt
 
 
 def _evaluate(uri: str | None, version: Version, dataset: Dataset, options: OcrOptions, progress: bool | None) -> str:
-    from dsocr.evaluation.runner import evaluate, recognize_dataset
+    from dsocr.evaluation.runner import evaluate, recognize_dataset, token_counter
     from dsocr.model.inference import OcrModel
     from dsocr.model.source import weights_sha256
     from dsocr.registry.registry import resolve_model_uri
@@ -103,7 +103,7 @@ def _evaluate(uri: str | None, version: Version, dataset: Dataset, options: OcrO
         # A hub model's key is its pinned id, as ``figures`` looks it up; a checkpoint's, its weights.
         "weights_sha256": weights_sha256(model.source.path) if version.weights else {"hub": version.hub_spec},
     }
-    scores = recognize_dataset(dataset, model, options, count_tokens=lambda text: len(model.tokenizer.encode(text)))
+    scores = recognize_dataset(dataset, model, options, count_tokens=token_counter(model.tokenizer))
     evaluation = evaluate(dataset, scores, engine, options, progress)
     with tempfile.TemporaryDirectory(prefix="dsocr-gate-") as scratch:
         evaluation.write(Path(scratch))
