@@ -119,4 +119,5 @@ def test_a_cancelled_decode_request_leaves_the_batch_and_frees_its_row(triton_se
     assert decoding, "the page never reached the engine: the test proves nothing"
     # Cancelled, not finished at its token limit (which takes about 3 s on one core).
     assert eventually(lambda: cancelled_pages(triton_server) == cancelled_before + 1, within_s=2)
-    assert running_pages(triton_server) == 0
+    # The gauge is set after the step that counted the cancellation, so it may trail the counter by one step.
+    assert eventually(lambda: running_pages(triton_server) == 0, within_s=2)
