@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 # dependencies of the library): pinned downloads, cached; a rerun is a no-op. See .tools/VERSIONS.
 tools:
 	VENV=$(VENV) PYTHON=$(PYTHON) scripts/install-triton-tools.sh
+	scripts/install-monitoring-tools.sh
 
 demo: setup
 	$(BIN)/dsocr demo

@@ -13,10 +13,12 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from . import auth, errors, jobs, ops, predict
+from .canary import Canary
 from .deps import Services
 from .limits import BodyLimit
 from .metrics import Metrics, RequestMetrics
 from .pages import PageBudget, PageRunner
+from .quality import DriftMonitor, baseline_from_evaluation
 from .rendering import RenderPools
 from .settings import Settings
 from .store import JobStore
@@ -47,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         form_limits=FORM_LIMITS,
         generate_unique_id_function=lambda route: route.name,
     )
-    app.state.settings, app.state.metrics = settings, Metrics()
+    app.state.settings, app.state.metrics = settings, Metrics(drift_monitor(settings))
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # added last: the outermost, it sees every answer
@@ -55,6 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router, dependencies=auth.guard(settings))
     app.include_router(ops.router)
     return app
+
+
+def drift_monitor(settings: Settings) -> DriftMonitor:
+    baseline = baseline_from_evaluation(settings.drift_baseline) if settings.drift_baseline else None
+    return DriftMonitor(settings.drift_window_pages, settings.drift_baseline_pages, baseline)
 
 
 @contextlib.asynccontextmanager
@@ -79,6 +86,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict]:
         await link.check()  # before the first request: a healthy server is usable at once
         watcher = asyncio.create_task(link.watch())
         resources.push_async_callback(_cancel, watcher)
+        if settings.canary_enabled:
+            canary = asyncio.create_task(Canary(settings, link, metrics).watch())
+            resources.push_async_callback(_cancel, canary)
         worker.start()
         resources.push_async_callback(worker.stop)
         yield {"services": Services(settings, metrics, link, budget, renderers, runner, store, worker, events)}

@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from dsocr.data.dataset import Dataset, DatasetError
+
     from .app import create_app
+    from .quality import BaselineError
     from .settings import Settings
     from .store import StoreLocked, ensure_unlocked
 
@@ -54,8 +57,15 @@ def run(args: argparse.Namespace) -> int:
     except StoreLocked as error:
         print(f"dsocr api: error: {error}", file=sys.stderr)
         return 1
+    try:
+        if settings.canary_enabled and settings.canary_data is not None:
+            Dataset.load(settings.canary_data)
+        app = create_app(settings)
+    except (BaselineError, DatasetError) as error:
+        print(f"dsocr api: error: {error}", file=sys.stderr)
+        return 2
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,

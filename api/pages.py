@@ -98,7 +98,7 @@ class PageRunner:
         has no result then, and the caller decides (a request answers 503, a job waits)."""
         queue_s = time.perf_counter() - rendered_at
         loop = asyncio.get_running_loop()
-        recognizer = _LoopRecognizer(self.link.client, loop)
+        recognizer = LoopRecognizer(self.link.client, loop)
         try:
             result = await loop.run_in_executor(self._threads, ocr_page, recognizer, page, options, official_image_link)
         finally:
@@ -109,14 +109,14 @@ class PageRunner:
         if result.finish_reason is not None:
             self.link.page_recognised()
         latency_s = time.perf_counter() - admitted_at
-        self.metrics.page_finished(source, result, queue_s, latency_s)
+        self.metrics.page_finished(source, options.mode, result, queue_s, latency_s)
         return DonePage(result, latency_s)
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
 
-class _LoopRecognizer:
+class LoopRecognizer:
     """The pipeline's ``Recognizer`` for a worker thread, recognising on the event loop's client."""
 
     def __init__(self, client: AsyncOcrClient, loop: asyncio.AbstractEventLoop):

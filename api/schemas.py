@@ -50,11 +50,12 @@ _PAGE_EXAMPLE = {
     "prompt_tokens": 912,
     "generated_tokens": 12,
     "compression_ratio": 0.0133,
+    "mean_logprob": -0.0832,
     "timings": {"render_seconds": 0.041, "recognize_seconds": 1.52},
     "latency_ms": 1604.2,
 }
 _RESULT_EXAMPLE = {
-    "schema_version": "1.1",
+    "schema_version": "1.2",
     "generator": {"name": "dsocr", "version": "0.1.0"},
     "created": "2026-11-26T10:00:00+00:00",
     "document": {

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dsocr.contract import ModeName
 from dsocr.documents.admission import DEFAULT_MAX_PAGES
 from dsocr.documents.rendering import DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_PAGE_TIMEOUT_S
 
@@ -48,6 +49,19 @@ class Settings(BaseSettings):
     health_retry_s: float = Field(1.0, gt=0, description="canary page period while it is not")
     health_deadline_s: float = Field(10.0, gt=0, description="time the canary check may take")
     health_max_age_s: float = Field(60.0, gt=0, description="/health/ready needs a good canary this recent")
+
+    # Quality monitoring (docs/monitoring.md).
+    canary_enabled: bool = Field(True, description="replay the labelled canary set through the server on a schedule")
+    canary_data: Path | None = Field(None, description="the canary dataset folder (default: the one dsocr ships)")
+    canary_interval_s: float = Field(600.0, gt=0, description="time between canary runs")
+    canary_delay_s: float = Field(30.0, ge=0, description="time from start-up to the first canary run")
+    canary_mode: ModeName = Field("base", description="the mode the canary pages are read in")  # type: ignore[valid-type]
+    canary_max_new_tokens: int = Field(1024, ge=1, description="token limit of a canary page")
+    drift_window_pages: int = Field(200, ge=1, description="pages the drift gauges average over")
+    drift_baseline_pages: int = Field(200, ge=1, description="first pages served that make the baseline")
+    drift_baseline: Path | None = Field(
+        None, description="the model version's `dsocr eval` pages.jsonl to take the baseline from instead"
+    )
 
     # Jobs.
     jobs_db: Path = Field(

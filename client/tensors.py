@@ -70,6 +70,7 @@ def recognition(result: InferResult) -> Recognition:
         finish_reason=scalar("FINISH_REASON").decode(),
         vision_tokens=int(scalar("VISION_TOKENS")),
         prompt_tokens=int(scalar("PROMPT_TOKENS")),
+        mean_logprob=float(scalar("MEAN_LOGPROB")),
     )
 
 

@@ -9,6 +9,7 @@ them. Deliberately light: pydantic and the standard library, no torch, no numpy.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -170,6 +171,9 @@ class Recognition:
     finish_reason: str  # "eos" or "length"
     vision_tokens: int  # positions the page takes in the decoder input (newlines and separator included)
     prompt_tokens: int
+    #: The model's confidence: mean log-probability of the tokens it picked, EOS included. Left out of ``==``:
+    #: served and in-process pages agree token for token, this float only to rounding (float32 on the wire).
+    mean_logprob: float = dataclasses.field(compare=False)
 
     @property
     def generated_tokens(self) -> int:
@@ -201,7 +205,7 @@ OPTION_INPUTS: dict[str, str] = {
     "NGRAM_SIZE": "ngram_size",
     "NGRAM_WINDOW": "ngram_window",
 }
-OUTPUTS = ("TEXT", "TOKEN_IDS", "FINISH_REASON", "VISION_TOKENS", "PROMPT_TOKENS")
+OUTPUTS = ("TEXT", "TOKEN_IDS", "FINISH_REASON", "VISION_TOKENS", "PROMPT_TOKENS", "MEAN_LOGPROB")
 #: Between the ensemble's steps: preprocess → encode → decode.
 VIEW_TENSORS = ("GLOBAL_VIEW", "TILES", "GRID")
 INPUT_IDS = "INPUT_IDS"

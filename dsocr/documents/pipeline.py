@@ -73,6 +73,7 @@ class PageResult:
     vision_tokens: int = 0
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    mean_logprob: float | None = None  # None when nothing was recognised
     render_seconds: float | None = None
     recognize_seconds: float | None = None
 
@@ -175,6 +176,7 @@ def ocr_page(
     result.vision_tokens = recognition.vision_tokens
     result.prompt_tokens = recognition.prompt_tokens
     result.generated_tokens = recognition.generated_tokens
+    result.mean_logprob = recognition.mean_logprob
     return result
 
 

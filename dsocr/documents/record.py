@@ -20,7 +20,7 @@ from dsocr.contract import ModeName
 from dsocr.documents.errors import PageError
 from dsocr.documents.pipeline import BlockResult, BoxResult, PageResult
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "document.schema.json"
 
 #: Integers stay integers: a float-only field would turn a pixel count of 122 into 122.0 in the JSON.
@@ -96,6 +96,12 @@ class PageRecord(Record):
     prompt_tokens: Count
     generated_tokens: Count = Field(description="Text tokens the model generated for the page.")
     compression_ratio: Number | None = Field(description="generated_tokens / vision_tokens; null for failed pages.")
+    mean_logprob: float | None = Field(
+        None,
+        le=0,
+        description="The model's confidence: mean log-probability of the tokens it picked (the closing EOS "
+        "included), of the last attempt; null for failed pages. Added in 1.2.",
+    )
     timings: TimingsRecord
 
 
@@ -200,6 +206,7 @@ def page_record(page: PageResult) -> PageRecord:
         prompt_tokens=page.prompt_tokens,
         generated_tokens=page.generated_tokens,
         compression_ratio=page.compression_ratio,
+        mean_logprob=None if page.mean_logprob is None else round(page.mean_logprob, 6),
         timings=TimingsRecord(render_seconds=page.render_seconds, recognize_seconds=page.recognize_seconds),
     )
 
@@ -228,6 +235,7 @@ def page_result(record: PageRecord) -> PageResult:
         vision_tokens=record.vision_tokens,
         prompt_tokens=record.prompt_tokens,
         generated_tokens=record.generated_tokens,
+        mean_logprob=record.mean_logprob,
         render_seconds=record.timings.render_seconds,
         recognize_seconds=record.timings.recognize_seconds,
     )

@@ -58,6 +58,7 @@ def recognize_dataset(
             attempts=result.attempts,
             vision_tokens=result.vision_tokens if result.status != "failed" else None,
             generated_tokens=result.generated_tokens if result.status != "failed" else None,
+            mean_logprob=None if result.mean_logprob is None else round(result.mean_logprob, 6),
             truth_tokens=count_tokens(entry.ground_truth) if count_tokens else None,
             seconds=seconds,
         )

@@ -27,6 +27,7 @@ class PageScore:
     attempts: int = 0
     vision_tokens: int | None = None  # None when the engine does not say (scored predictions)
     generated_tokens: int | None = None
+    mean_logprob: float | None = None  # the model's confidence, when the engine says (the drift baseline's)
     truth_tokens: int | None = None  # the ground truth in the model's tokenizer, when one is known
     seconds: float | None = None
 

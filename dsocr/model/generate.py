@@ -31,6 +31,7 @@ BATCHING = ("continuous", "static")
 class Generated:
     token_ids: list[int]  # without the closing EOS
     finish_reason: str  # EOS or LENGTH
+    mean_logprob: float = field(compare=False)  # batched and alone agree on tokens, this float only to rounding
 
 
 @dataclass(eq=False)
@@ -44,6 +45,7 @@ class Sequence:
     tag: Any = None
     token_ids: list[int] = field(default_factory=list)
     finish_reason: str | None = None  # EOS, LENGTH or CANCELLED once finished
+    logprob_sum: float = 0.0  # of every token picked, the closing EOS included
     budget: int = 0  # tokens it may generate: max_new_tokens, cut to the room left in its cache row
 
     @property
@@ -52,6 +54,13 @@ class Sequence:
 
     def cancelled(self) -> bool:
         return self.is_cancelled is not None and self.is_cancelled()
+
+    @property
+    def mean_logprob(self) -> float:
+        """The model's confidence in what it wrote: the mean log-probability of the tokens it picked (EOS
+        included), under its own distribution before the n-gram rule bans anything."""
+        picks = len(self.token_ids) + (self.finish_reason == EOS)
+        return self.logprob_sum / picks if picks else 0.0
 
 
 class DecodeEngine:
@@ -109,14 +118,17 @@ class DecodeEngine:
         if not self.running:
             return ended
         logits = self.logits
+        log_norm = torch.logsumexp(logits.float(), dim=-1)
         for row, sequence in enumerate(self.running):
             if sequence.ngram is not None:
                 banned = sequence.ngram.banned(sequence.token_ids)
                 if banned:
                     logits[row, list(banned)] = float("-inf")
-        next_ids = logits.argmax(dim=-1).tolist()
+        next_ids = logits.argmax(dim=-1)
+        logprobs = (logits.gather(1, next_ids[:, None])[:, 0].float() - log_norm).tolist()
         finished_rows = []
-        for row, (sequence, token) in enumerate(zip(self.running, next_ids)):
+        for row, (sequence, token, logprob) in enumerate(zip(self.running, next_ids.tolist(), logprobs)):
+            sequence.logprob_sum += logprob
             if token == self.eos_id:
                 sequence.finish_reason = EOS
             else:
@@ -206,4 +218,4 @@ def greedy_generate(
         engine.submit(sequence)
     while not engine.idle:
         engine.step()
-    return [Generated(s.token_ids, s.finish_reason) for s in sequences]
+    return [Generated(s.token_ids, s.finish_reason, s.mean_logprob) for s in sequences]

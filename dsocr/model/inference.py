@@ -69,4 +69,5 @@ class OcrModel:
             finish_reason=result.finish_reason,
             vision_tokens=prepared.num_placeholders,
             prompt_tokens=embeds.shape[0],
+            mean_logprob=result.mean_logprob,
         )

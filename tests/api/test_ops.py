@@ -72,6 +72,31 @@ def test_metrics_count_requests_pages_stages_and_tokens_in_base_units(api):
     assert metric(api, "dsocr_api_triton_ready") == 1
 
 
+def test_metrics_carry_each_page_s_quality_signals_by_mode(api):
+    before = metric(api, "dsocr_api_page_mean_logprob_count", mode="tiny")
+    response = api.post("/ocr/predict", files={"file": ("a.pdf", save(shaded_pdf(2)))}, data=form())
+    pages = response.json()["pages"]
+    assert all(page["mean_logprob"] < 0 for page in pages)
+    assert metric(api, "dsocr_api_page_mean_logprob_count", mode="tiny") == before + 2
+    assert metric(api, "dsocr_api_page_vision_tokens_count", mode="tiny") >= 2
+    assert metric(api, "dsocr_api_page_generated_tokens_sum", mode="tiny") >= sum(p["generated_tokens"] for p in pages)
+    assert metric(api, "dsocr_api_compression_ratio_count", mode="tiny") >= 2
+    # The random checkpoint runs every page to its token limit, and the pipeline retries each once.
+    assert metric(api, "dsocr_api_page_finish_total", reason="length") >= 2
+    assert metric(api, "dsocr_api_retried_pages_total") >= 2
+
+
+def test_quality_and_canary_gauges_exist_from_start_up(api):
+    families = {family.name for family in text_string_to_metric_families(api.get("/metrics").text)}
+    for name in ("dsocr_canary_cer", "dsocr_canary_ned", "dsocr_canary_loop_rate", "dsocr_canary_last_run_ok"):
+        assert name in families, name
+    assert "dsocr_canary_last_success_timestamp_seconds" in families
+    text = api.get("/metrics").text
+    for signal in ("confidence", "loop_rate", "compression_ratio"):
+        assert f'dsocr_quality_drift{{signal="{signal}"}}' in text
+    assert "process_start_time_seconds" in families  # the canary alert's start-up grace needs it
+
+
 def test_metric_labels_stay_bounded_whatever_the_paths_asked_for(api):
     for n in range(5):
         assert api.get(f"/no/such/path/{n}").json()["code"] == "not_found"

@@ -69,6 +69,13 @@ def test_a_served_page_equals_the_in_process_page_token_for_token(client, tiny_m
     assert served.generated_tokens == FEW_TOKENS
 
 
+def test_a_served_page_has_the_in_process_confidence(client, tiny_model, sample_page):
+    options = OcrOptions(mode="small", max_new_tokens=FEW_TOKENS)
+    served, in_process = client.recognize(sample_page, options), tiny_model.recognize(sample_page, options)
+    assert served.mean_logprob < 0
+    assert abs(served.mean_logprob - in_process.mean_logprob) < 1e-5
+
+
 def test_image_bytes_are_sent_as_they_are_and_decoded_by_the_server(client, tiny_model):
     served = client.recognize(SAMPLE_PAGE.read_bytes(), OcrOptions(mode="tiny", max_new_tokens=FEW_TOKENS))
     assert served == tiny_model.recognize(SAMPLE_PAGE, OcrOptions(mode="tiny", max_new_tokens=FEW_TOKENS))

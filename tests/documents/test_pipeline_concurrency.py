@@ -52,7 +52,9 @@ class SleepingRecognizer:
                 raise RuntimeError(f"page {number} broke the model")
             retried = (options.ngram_size, options.ngram_window) == RETRY_NGRAM
             finish_reason = AT_THE_LIMIT if number in self.loop_once and not retried else FINISHED
-            return Recognition(f"page {number}", [1, 2, 3], finish_reason, vision_tokens=100, prompt_tokens=110)
+            return Recognition(
+                f"page {number}", [1, 2, 3], finish_reason, vision_tokens=100, prompt_tokens=110, mean_logprob=-0.5
+            )
         finally:
             with self.lock:
                 self.running -= 1

@@ -85,3 +85,32 @@ def test_the_ngram_rule_keeps_repeats_out_of_the_output(tiny_model):
     assert len(set(bigrams)) < len(bigrams), "the tiny model should repeat itself without the rule"
     ruled_bigrams = list(zip(ruled.token_ids, ruled.token_ids[1:]))
     assert len(set(ruled_bigrams)) == len(ruled_bigrams)
+
+
+def _forced_mean_logprob(decoder, embeds: torch.Tensor, picked: list[int]) -> float:
+    """The mean log-probability of ``picked`` after the prompt, by one full forward over prompt and tokens."""
+    sequence = torch.cat([embeds, decoder.embed_tokens(torch.tensor([picked[:-1]]))], dim=1)
+    with torch.no_grad():
+        logits = decoder(sequence, torch.arange(sequence.shape[1])[None])[0, embeds.shape[1] - 1 :]
+    return torch.log_softmax(logits, dim=-1)[torch.arange(len(picked)), picked].mean().item()
+
+
+def test_mean_logprob_is_the_full_forward_log_probability_of_the_picked_tokens_eos_included(tiny_model):
+    decoder = tiny_model.model.decoder
+    embeds = _prompt(tiny_model)
+    [free] = greedy_generate(decoder, embeds, 6, eos_id=None)
+    eos = free.token_ids[4]  # the fifth greedy token plays EOS: it is picked, so it counts, but not returned
+    [result] = greedy_generate(decoder, embeds, 6, eos_id=eos)
+    assert result.finish_reason == EOS
+    assert abs(result.mean_logprob - _forced_mean_logprob(decoder, embeds, result.token_ids + [eos])) < 1e-5
+
+
+def test_mean_logprob_scores_tokens_the_ngram_rule_forced_under_the_unbanned_distribution(tiny_model):
+    # The ban changes which token is picked, not how sure the model was: a forced second choice scores low.
+    decoder = tiny_model.model.decoder
+    embeds = _prompt(tiny_model)
+    [free] = greedy_generate(decoder, embeds, 12, eos_id=None)
+    [banned] = greedy_generate(decoder, embeds, 12, eos_id=None, ngram=NGramRule(size=1, window=12))
+    assert banned.token_ids != free.token_ids, "the rule banned nothing: the test proves nothing"
+    assert abs(banned.mean_logprob - _forced_mean_logprob(decoder, embeds, banned.token_ids)) < 1e-5
+    assert banned.mean_logprob < free.mean_logprob

@@ -30,6 +30,7 @@ SMALL = {
     "job_workers": 1,
     "health_interval_s": 2.0,
     "health_retry_s": 0.5,
+    "canary_enabled": False,  # its own tests turn it on: in the background it would slow every other test
 }
 #: Few tokens a page: the random tiny model never stops on its own, and CPU tests must stay fast.
 FEW_TOKENS = 8

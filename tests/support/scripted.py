@@ -41,6 +41,7 @@ class ScriptedRecognizer:
             finish_reason=finish_reason,
             vision_tokens=100,
             prompt_tokens=110,
+            mean_logprob=-0.25 if finish_reason == "eos" else -2.5,
         )
 
 

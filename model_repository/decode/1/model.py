@@ -175,6 +175,7 @@ class TritonPythonModel:
             "FINISH_REASON": np.array([[sequence.finish_reason.encode()]], dtype=np.object_),
             "VISION_TOKENS": np.array([[len(page.image_embeds)]], dtype=np.int32),
             "PROMPT_TOKENS": np.array([[len(page.input_ids)]], dtype=np.int32),
+            "MEAN_LOGPROB": np.array([[sequence.mean_logprob]], dtype=np.float32),
         }
         response = pb_utils.InferenceResponse([pb_utils.Tensor(name, value) for name, value in outputs.items()])
         page.sender.send(response, flags=FINAL)
