@@ -13,7 +13,7 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from . import auth, errors, jobs, ops, predict
-from .canary import Canary
+from .canary import Canary, canary_dataset
 from .deps import Services
 from .limits import BodyLimit
 from .metrics import Metrics, RequestMetrics
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings, app.state.metrics = settings, Metrics(drift_monitor(settings))
+    app.state.canary_dataset = canary_dataset(settings)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # added last: the outermost, it sees every answer
@@ -86,8 +87,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict]:
         await link.check()  # before the first request: a healthy server is usable at once
         watcher = asyncio.create_task(link.watch())
         resources.push_async_callback(_cancel, watcher)
-        if settings.canary_enabled:
-            canary = asyncio.create_task(Canary(settings, link, metrics).watch())
+        if app.state.canary_dataset is not None:
+            canary = asyncio.create_task(Canary(settings, app.state.canary_dataset, link, metrics).watch())
             resources.push_async_callback(_cancel, canary)
         worker.start()
         resources.push_async_callback(worker.stop)

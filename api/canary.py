@@ -33,10 +33,16 @@ def default_canary() -> Path:
     return Path(str(files("dsocr") / "samples" / "canary"))
 
 
+def canary_dataset(settings: Settings) -> Dataset | None:
+    """The set the canary replays, read when the app is made so that a bad path fails start-up; None when off."""
+    if not settings.canary_enabled:
+        return None
+    return Dataset.load(settings.canary_data or default_canary())
+
+
 class Canary:
-    def __init__(self, settings: Settings, link: TritonLink, metrics: Metrics):
-        self.settings, self.link, self.metrics = settings, link, metrics
-        self.dataset = Dataset.load(settings.canary_data or default_canary())  # read now: a bad path fails start-up
+    def __init__(self, settings: Settings, dataset: Dataset, link: TritonLink, metrics: Metrics):
+        self.settings, self.dataset, self.link, self.metrics = settings, dataset, link, metrics
         self.options = OcrOptions(mode=settings.canary_mode, max_new_tokens=settings.canary_max_new_tokens)
 
     async def run_once(self) -> dict | None:

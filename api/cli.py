@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from dsocr.data.dataset import Dataset, DatasetError
+    from dsocr.data.dataset import DatasetError
 
     from .app import create_app
     from .quality import BaselineError
@@ -58,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"dsocr api: error: {error}", file=sys.stderr)
         return 1
     try:
-        if settings.canary_enabled and settings.canary_data is not None:
-            Dataset.load(settings.canary_data)
         app = create_app(settings)
     except (BaselineError, DatasetError) as error:
         print(f"dsocr api: error: {error}", file=sys.stderr)

@@ -183,9 +183,10 @@ class Metrics:
         self.drift.observe(result)
         if not had_baseline:
             self._publish_baseline()
-        for signal, value in (self.drift.window_mean() or {}).items():
+        window_mean, drift = self.drift.snapshot()
+        for signal, value in (window_mean or {}).items():
             self.quality_window_mean.labels(signal).set(value)
-        for signal, value in (self.drift.drift() or {}).items():
+        for signal, value in (drift or {}).items():
             self.quality_drift.labels(signal).set(value)
 
     def _publish_baseline(self) -> None:

@@ -32,9 +32,14 @@ def page_signals(result: PageResult) -> dict[str, float] | None:
         return None
     return {
         "confidence": result.mean_logprob,
-        "loop_rate": float(result.finish_reason == "length" or result.attempts > 1),
+        "loop_rate": _looped(result.finish_reason, result.attempts),
         "compression_ratio": result.compression_ratio or 0.0,
     }
+
+
+def _looped(finish_reason: str | None, attempts: int) -> float:
+    """1.0 for a page that hit the token limit or needed the retry (DeepSeek's scripts treat both as a loop)."""
+    return float(finish_reason == "length" or attempts > 1)
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def baseline_from_evaluation(pages_jsonl: Path) -> Baseline:
     pages = [
         {
             "confidence": r["mean_logprob"],
-            "loop_rate": float(r["finish_reason"] == "length" or r.get("attempts", 1) > 1),
+            "loop_rate": _looped(r["finish_reason"], r.get("attempts", 1)),
             "compression_ratio": r["generated_tokens"] / r["vision_tokens"],
         }
         for r in records
@@ -100,14 +105,12 @@ class DriftMonitor:
             return
         self.window.append(signals)
 
-    def window_mean(self) -> dict[str, float] | None:
+    def snapshot(self) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+        """The window's mean of each signal (None while empty) and each signal's standardized shift from the
+        baseline (None until the window is full: a few pages would be noise)."""
         if not self.window:
-            return None
-        return {s: statistics.fmean(p[s] for p in self.window) for s in SIGNALS}
-
-    def drift(self) -> dict[str, float] | None:
-        """Each signal's standardized shift, once the window is full (a few pages would be noise)."""
+            return None, None
+        mean = {s: statistics.fmean(p[s] for p in self.window) for s in SIGNALS}
         if self.baseline is None or len(self.window) < self.window.maxlen:
-            return None
-        mean = self.window_mean()
-        return {s: (mean[s] - self.baseline.mean[s]) / self.baseline.std[s] for s in SIGNALS}
+            return mean, None
+        return mean, {s: (mean[s] - self.baseline.mean[s]) / self.baseline.std[s] for s in SIGNALS}

@@ -1,6 +1,9 @@
 """The canary: the labelled set replayed through the served ensemble, scored as `dsocr eval` scores it."""
 
 import asyncio
+import os
+import subprocess
+import sys
 
 from dsocr.api.canary import Canary, default_canary
 from dsocr.api.metrics import Metrics
@@ -45,7 +48,7 @@ def test_a_canary_run_without_a_server_is_a_failed_run_not_a_crash(tmp_path):
         link = TritonLink(api_settings, metrics)
         try:
             await link.check()
-            return await Canary(api_settings, link, metrics).run_once()
+            return await Canary(api_settings, Dataset.load(default_canary()), link, metrics).run_once()
         finally:
             await link.close()
 
@@ -54,3 +57,12 @@ def test_a_canary_run_without_a_server_is_a_failed_run_not_a_crash(tmp_path):
     assert value("dsocr_canary_last_run_ok") == 0
     assert value("dsocr_canary_last_run_timestamp_seconds") > 0
     assert value("dsocr_canary_last_success_timestamp_seconds") == 0
+
+
+def test_dsocr_api_refuses_a_canary_set_that_does_not_load_before_it_serves(tmp_path):
+    env = {**os.environ, "DSOCR_API_CANARY_DATA": str(tmp_path / "missing"), "DSOCR_API_JOBS_DB": str(tmp_path / "j")}
+    command = [sys.executable, "-m", "dsocr.cli", "api", "--server", "127.0.0.1:1", "--port", "1"]
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 2
+    assert finished.stderr.startswith("dsocr api: error:") and "missing" in finished.stderr
+    assert "Traceback" not in finished.stderr

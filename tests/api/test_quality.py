@@ -26,7 +26,7 @@ def test_the_first_pages_served_make_the_baseline():
         monitor.observe(page(value))
     assert monitor.baseline.pages == 3
     assert monitor.baseline.mean["confidence"] == pytest.approx(-0.3)
-    assert monitor.window_mean() is None
+    assert monitor.snapshot() == (None, None)  # the baseline pages are not the window
 
 
 def test_drift_is_reported_once_the_window_is_full_in_baseline_standard_deviations():
@@ -38,9 +38,10 @@ def test_drift_is_reported_once_the_window_is_full_in_baseline_standard_deviatio
     )
     monitor = DriftMonitor(window=2, baseline_pages=100, baseline=baseline)
     monitor.observe(page(-0.5, finish_reason="length", attempts=2))
-    assert monitor.drift() is None  # one page is not a window
+    assert monitor.snapshot()[1] is None  # one page is not a window
     monitor.observe(page(-0.5, finish_reason="length", attempts=2))
-    drift = monitor.drift()
+    window_mean, drift = monitor.snapshot()
+    assert window_mean["confidence"] == pytest.approx(-0.5)
     assert drift["confidence"] == pytest.approx(-2.0)
     assert drift["loop_rate"] == pytest.approx(10.0)
     assert drift["compression_ratio"] == pytest.approx(0.0)
@@ -51,7 +52,7 @@ def test_a_signal_that_never_varied_at_baseline_still_has_a_finite_drift():
     for _ in range(2):
         monitor.observe(page(-0.1))  # identical pages: no spread at all
     monitor.observe(page(-0.2))
-    assert monitor.drift()["confidence"] == pytest.approx(-2.0)  # floored at 0.05
+    assert monitor.snapshot()[1]["confidence"] == pytest.approx(-2.0)  # floored at 0.05
 
 
 def test_failed_pages_carry_no_signal():

@@ -1,4 +1,5 @@
-"""End to end: a real Prometheus scrapes the API (on the session's Triton server) and evaluates
+"""End to end: a real Prometheus scrapes a `dsocr api` process (the one `dsocr serve --with-api` starts, here on
+the session's Triton server) and evaluates
 monitoring/alerts.yml; clean pages set the baseline, degraded pages must make a drift alert fire.
 
 The checkpoint is the random tiny one (no trained reader has landed yet), so its signals carry no meaning of their
@@ -17,7 +18,7 @@ from PIL import Image, ImageFilter
 
 from dsocr.data.dataset import Dataset
 from dsocr.data.synth import synthesize
-from tests.support.api_harness import api_server, client, form, settings
+from tests.support.api_harness import ApiProcess, client, form
 from tests.support.prometheus import running_prometheus
 
 pytestmark = [pytest.mark.triton, pytest.mark.prometheus]
@@ -59,17 +60,12 @@ def firing(prometheus) -> set[str]:
 def test_degraded_pages_fire_a_drift_alert_in_prometheus_and_clean_pages_do_not(triton_server, tmp_path):
     dataset = Dataset.load(synthesize(tmp_path / "pages", pages=BASELINE_PAGES + WINDOW_PAGES, seed=11))
     pages = [dataset.open_page(i) for i in range(len(dataset))]
-    api_settings = settings(
-        triton_server.grpc_url,
-        tmp_path,
-        drift_baseline_pages=BASELINE_PAGES,
-        drift_window_pages=WINDOW_PAGES,
-    )
+    drift = {"DSOCR_API_DRIFT_BASELINE_PAGES": str(BASELINE_PAGES), "DSOCR_API_DRIFT_WINDOW_PAGES": str(WINDOW_PAGES)}
     with (
-        api_server(api_settings) as url,
-        client(url) as http,
+        ApiProcess(triton_server.grpc_url, tmp_path / "jobs.sqlite3", tmp_path / "api.log", env=drift) as api,
+        client(api.url) as http,
         running_prometheus(
-            tmp_path, {"dsocr-api": [url.removeprefix("http://")]}, rule_files=fast_rules(tmp_path)
+            tmp_path, {"dsocr-api": [api.url.removeprefix("http://")]}, rule_files=fast_rules(tmp_path)
         ) as prometheus,
     ):
 

@@ -116,6 +116,12 @@ class ApiProcess:
                 raise RuntimeError(f"dsocr api did not start:\n{self.log_path.read_text(errors='replace')}")
             time.sleep(0.1)
 
+    def __enter__(self) -> ApiProcess:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
         self.process.send_signal(signal.SIGKILL)
