@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean tools pipeline
+.PHONY: setup demo test clean tools pipeline deploy-check
 
 setup: $(VENV)/.installed
 
@@ -17,9 +17,10 @@ $(VENV)/.installed: pyproject.toml
 
 # Triton CPU server (python backend) and perf_analyzer, installed as tools under .tools/ (not pip
 # dependencies of the library): pinned downloads, cached; a rerun is a no-op. See .tools/VERSIONS.
+# Then the Debian packages the tests run as real tools: Prometheus, Alertmanager, chromium.
 tools:
 	VENV=$(VENV) PYTHON=$(PYTHON) scripts/install-triton-tools.sh
-	scripts/install-monitoring-tools.sh
+	scripts/install-debian-tools.sh
 
 demo: setup
 	$(BIN)/dsocr demo
@@ -28,6 +29,14 @@ test: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# Lints the deployment files: hadolint (Dockerfiles), kubectl kustomize of each k8s overlay checked by
+# kubernetes-validate --strict and the prometheus-operator CRD schemas, promtool on the PrometheusRule (rendered from
+# monitoring/alerts.yml), actionlint (workflows), the compose specification (compose.yaml). Tools: pinned installs.
+deploy-check: setup
+	scripts/install-debian-tools.sh
+	VENV=$(VENV) scripts/install-deploy-tools.sh
+	$(BIN)/python scripts/deploy_check.py
 
 # The DVC pipeline of dvc.yaml and params.yaml: datasets -> checkpoints -> `dsocr eval` -> results/report.md. Its
 # stages run `dsocr`, so the venv's bin goes first on PATH. .dvc/ is committed; `dvc init` is for a tree without it.

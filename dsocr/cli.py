@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "serve the HTTP API (PDFs in, Markdown and JSON out) in front of a dsocr Triton server",
         "dsocr.api.cli:add_api",
     ),
+    "web": ("the drag-and-drop demo (Streamlit) in front of the HTTP API", "dsocr.web.cli:add_web"),
 }
 
 

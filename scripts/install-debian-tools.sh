@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Install Prometheus (prometheus, promtool) and Alertmanager (alertmanager, amtool) from Debian's
-# packages, for the monitoring/ config and its tests (tests/monitoring). Run through `make tools`.
+# Install the Debian packages the tests drive as real tools, through `make tools`:
+#   prometheus, promtool                 package prometheus               (monitoring/ and tests/monitoring)
+#   amtool, prometheus-alertmanager      package prometheus-alertmanager  (Debian names the server binary
+#                                                                          prometheus-alertmanager)
+#   chromium                             package chromium                 (the web demo's browser test; never a
+#                                                                          browser Playwright downloads)
+# Debian 12 gives prometheus 2.42, alertmanager 0.25, chromium 156.
 #
-# Needs: Debian 12 (or another apt-based system with the same package names), network access to its
-# apt mirror, and root or sudo. No systemd is needed: nothing here starts a service; the tests start
-# the binaries themselves on loopback ports.
-# A no-op when every tool is already on PATH.
-#
-# Produces (Debian 12: prometheus 2.42, prometheus-alertmanager 0.25):
-#   prometheus, promtool                   package prometheus
-#   prometheus-alertmanager, amtool        package prometheus-alertmanager (Debian names the server
-#                                          binary prometheus-alertmanager, not alertmanager)
+# Needs: Debian 12 (or another apt-based system with the same package names), network access to its apt mirror,
+# and root or sudo. No systemd: nothing here starts a service; the tests start the binaries on loopback ports.
+# Installs only the packages whose commands are missing: a no-op when every command is on PATH.
 set -euo pipefail
 
-PACKAGES=(prometheus prometheus-alertmanager)
+# command:package, one per command a test runs.
+TOOLS=(
+	prometheus:prometheus
+	promtool:prometheus
+	amtool:prometheus-alertmanager
+	prometheus-alertmanager:prometheus-alertmanager
+	chromium:chromium
+)
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 die() {
@@ -21,18 +27,18 @@ die() {
 	exit 1
 }
 
-have_all() {
-	command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null &&
-		{ command -v alertmanager >/dev/null || command -v prometheus-alertmanager >/dev/null; }
-}
-
-if have_all; then
-	log "monitoring tools up to date ($(command -v prometheus), $(command -v amtool))"
+missing=()
+for tool in "${TOOLS[@]}"; do
+	command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	log "Debian tools up to date ($(command -v prometheus), $(command -v amtool), $(command -v chromium))"
 	exit 0
 fi
+mapfile -t PACKAGES < <(printf '%s\n' "${missing[@]}" | sort -u)
 
 command -v apt-get >/dev/null ||
-	die "prometheus/promtool/alertmanager/amtool are missing and there is no apt-get; install ${PACKAGES[*]} by hand."
+	die "the commands of ${PACKAGES[*]} are missing and there is no apt-get; install those packages by hand."
 
 # apt-get needs root: use sudo when we are not root, and say so plainly when it is not there.
 SUDO=()
@@ -46,5 +52,7 @@ log "installing ${PACKAGES[*]} with apt-get"
 "${SUDO[@]}" apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
 
-have_all || die "apt-get installed ${PACKAGES[*]} but prometheus, promtool, alertmanager and amtool are not all on PATH."
-log "installed: $(prometheus --version 2>&1 | head -1); $(amtool --version 2>&1 | head -1)"
+for tool in "${TOOLS[@]}"; do
+	command -v "${tool%%:*}" >/dev/null || die "apt-get installed ${PACKAGES[*]} but \`${tool%%:*}\` is not on PATH."
+done
+log "installed: $(prometheus --version 2>&1 | head -1); $(amtool --version 2>&1 | head -1); $(chromium --version)"

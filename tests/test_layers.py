@@ -3,6 +3,7 @@
 Each package of the core sits on a layer and imports only from its own layer and those below it:
 
     cli.py, arguments.py, engines.py          (the command: may import every package, api/ and export/ lazily)
+    web/                                      (the contract only: everything else through the HTTP API)
     api/, export/                             (may import the core and client/)
     training/                                 (model, data, evaluation, tracking)
     registry/                                 (model, data, evaluation, tracking)
@@ -120,6 +121,19 @@ def loaded_after(code: str) -> set[str]:
     probe = f"{code}\nimport sys\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith(('dsocr.api', 'dsocr.export', 'dsocr.model.checkpoint')))))"
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     return set(run.stdout.split())
+
+
+def test_the_web_demo_knows_only_the_contract_and_talks_to_the_api_over_http():
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in files(ROOT / "web")
+        for module in dsocr_imports(path)
+        if not within(module, {"dsocr.web", "dsocr.contract"})
+    ]
+    assert not wrong
+    probe = "import dsocr.web.client, dsocr.web.pages, sys; print(' '.join(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert not {name.split(".")[0] for name in loaded.stdout.split()} & {"torch", "tritonclient", "grpc"}
 
 
 def test_the_client_and_the_api_run_without_torch():

@@ -30,7 +30,7 @@ def tool(name: str) -> str:
     """The path of a monitoring binary (prometheus, promtool, amtool, ...); raises when it is not installed."""
     path = shutil.which(name)
     if path is None:
-        raise RuntimeError(f"`{name}` is not installed; run `make tools` (scripts/install-monitoring-tools.sh)")
+        raise RuntimeError(f"`{name}` is not installed; run `make tools` (scripts/install-debian-tools.sh)")
     return path
 
 
