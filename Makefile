@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean tools pipeline deploy-check
+.PHONY: setup demo test clean tools pipeline reader deploy-check
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ deploy-check: setup
 pipeline: setup
 	test -d .dvc || $(BIN)/dvc init
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+# Trains the tiny reader again (the pipeline's `reader` stage, from params.yaml), evaluates it, and ships the result:
+# dsocr/samples/reader/ (what `dsocr checkpoint reader` and `make demo` use) and its curve in benchmarks/results/.
+reader: pipeline
+	$(BIN)/python scripts/ship_reader.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -104,6 +104,11 @@ def add_checkpoint(checkpoint: argparse.ArgumentParser) -> None:
         "--max-shard-bytes", type=int, default=None, help="split the weights into shards of at most this size"
     )
     tiny.set_defaults(run=_run_tiny)
+    reader = kinds.add_parser(
+        "reader", help="write the tiny reader: the tiny architecture trained here (see its lineage.json)"
+    )
+    reader.add_argument("directory", type=Path)
+    reader.set_defaults(run=_run_reader)
 
 
 def add_demo(demo: argparse.ArgumentParser) -> None:
@@ -241,30 +246,41 @@ def _run_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_reader(args: argparse.Namespace) -> int:
+    from dsocr.model.reader import write_reader_checkpoint
+
+    print(write_reader_checkpoint(args.directory))
+    return 0
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from dsocr.documents.batch import ocr_file
     from dsocr.documents.rendering import DEFAULT_DPI, RenderPool
     from dsocr.model.inference import OcrModel
-    from dsocr.model.tiny import write_tiny_checkpoint
+    from dsocr.model.reader import DEMO_PAGE, describe_reader, write_reader_checkpoint
 
+    page, options = SAMPLE_PAGE, options_from_arguments(args)
     try:
         model = OcrModel.load(args.model, device=args.device)
         print(f"dsocr demo: using {args.model}", file=sys.stderr)
     except CheckpointError as err:
-        tiny = write_tiny_checkpoint(args.work_dir / "tiny-checkpoint")
+        reader = write_reader_checkpoint(args.work_dir / "tiny-reader")
+        model, page = OcrModel.load(str(reader), device=args.device), DEMO_PAGE
+        trained = model.source.lineage["parameters"]  # the reader reads in the mode and prompt it was trained in
+        options = options.model_copy(update={"mode": trained["mode"], "prompt": trained["prompt"]})
         print(
-            f"dsocr demo: {err}\ndsocr demo: falling back to the random tiny checkpoint {tiny}; "
-            "its text is noise, the pipeline is real",
+            f"dsocr demo: {err}\ndsocr demo: falling back to {reader}: {describe_reader()}\n"
+            f"dsocr demo: reading {DEMO_PAGE.name}, one of its training pages, in {options.mode} mode with the "
+            f"{options.prompt!r} prompt",
             file=sys.stderr,
         )
-        model = OcrModel.load(str(tiny), device=args.device)
     with RenderPool(workers=1) as pool:
         run = ocr_file(
             model,
             model_lineage(model),
             pool,
-            SAMPLE_PAGE,
-            options_from_arguments(args),
+            page,
+            options,
             dpi=DEFAULT_DPI,
             out=args.work_dir / "demo",
         )

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -7,6 +8,8 @@ from PIL import Image
 from dsocr.cli import SAMPLE_PAGE, main
 from dsocr.contract import OcrOptions
 from dsocr.documents.postprocess import parse_page
+from dsocr.evaluation.metrics import character_error_rate
+from dsocr.model.reader import SUMMARY, describe_reader
 
 
 def _dsocr(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -63,15 +66,16 @@ def test_an_unknown_mode_is_rejected_by_the_argument_parser(capsys):
     assert "invalid choice: 'huge'" in capsys.readouterr().err
 
 
-def test_demo_falls_back_to_the_tiny_checkpoint_when_the_hub_is_unreachable(tmp_path):
+def test_demo_falls_back_to_the_tiny_reader_and_says_what_it_is_when_the_hub_is_unreachable(tmp_path):
     env_code = (
         "import os, sys; os.environ['HF_HUB_OFFLINE'] = '1'; os.environ['HF_HUB_CACHE'] = sys.argv[1]; "
-        "from dsocr.cli import main; sys.exit(main(['demo', '--work-dir', sys.argv[1], '--mode', 'tiny', "
-        "'--max-new-tokens', '4']))"
+        "from dsocr.cli import main; sys.exit(main(['demo', '--work-dir', sys.argv[1]]))"
     )
     out = subprocess.run([sys.executable, "-c", env_code, str(tmp_path)], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
-    assert "falling back to the random tiny checkpoint" in out.stderr
-    assert "1 page(s) (0 ok, 1 incomplete, 0 failed), 73 vision tokens, 4 generated" in out.stderr
-    assert (tmp_path / "tiny-checkpoint" / "config.json").is_file()
-    assert (tmp_path / "demo" / "sample-page.md").is_file() and (tmp_path / "demo" / "sample-page.json").is_file()
+    assert f"falling back to {tmp_path / 'tiny-reader'}: {describe_reader()}" in out.stderr
+    assert (tmp_path / "tiny-reader" / "lineage.json").is_file()
+    record = json.loads((tmp_path / "demo" / "demo-page.json").read_text())
+    assert record["model"]["lineage"] is not None and record["options"]["prompt"] == "free"
+    demo = json.loads(SUMMARY.read_text())["demo_page"]
+    assert character_error_rate(out.stdout, demo["ground_truth"]) <= 0.05, out.stdout

@@ -61,6 +61,13 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed, tmp_path
     assert (Path(package).parent / "schemas" / "document.schema.json").is_file()
 
 
+def test_the_installed_command_writes_the_tiny_reader_it_carries(installed, tmp_path):
+    result = run(installed, "dsocr", "checkpoint", "reader", str(tmp_path / "reader"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "reader" / "lineage.json").is_file() and (tmp_path / "reader" / "tokenizer.json").is_file()
+    assert len(list((tmp_path / "reader").glob("model-*.safetensors"))) == 1
+
+
 def test_the_installed_command_builds_a_repository_from_its_own_templates(
     installed, tiny_checkpoint, tiny_onnx_exports, tmp_path
 ):

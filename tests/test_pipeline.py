@@ -1,7 +1,7 @@
 """The DVC pipeline (dvc.yaml, params.yaml at the repository root) run by DVC itself in temporary git repositories.
 
-Each copy holds the repository's dvc.yaml unchanged, a smaller params.yaml (one model, 4 reader and 2 PDF pages, so
-a repro takes seconds) and the source folders the stages depend on; the stages' ``dsocr`` is the installed one.
+Each copy holds the repository's dvc.yaml unchanged, a smaller params.yaml (one model, 4 reader and 2 PDF pages, a
+two-step reader run, so a repro takes seconds) and the source folders the stages depend on; the stages' ``dsocr`` is the installed one.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ pytest.importorskip("dvc", reason="DVC is not installed (the eval extra)")
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Pages of each preset in the copies' params.yaml (the repository's sets are larger).
+#: Pages of each preset in the copies' params.yaml (the repository's sets are larger), and the reader's steps.
 SMALL_PAGES = {"reader": 4, "pdf": 2}
+SMALL_READER_STEPS = 2
 
 
 def _source_deps(dvc_yaml: dict) -> list[str]:
@@ -50,6 +51,8 @@ def _small_params(params: dict) -> dict:
     first = params["eval"]["models"][0]
     params["models"] = {first: params["models"][first]}
     params["eval"]["models"] = [first]
+    assert params["reader"]["base"] == first, "the reader starts from the model the copies keep"
+    params["reader"]["steps"] = SMALL_READER_STEPS
     return params
 
 
@@ -145,6 +148,7 @@ def test_repro_on_a_fresh_copy_writes_every_stage_outputs(reproduced):
         *(f"data@{name}" for name in params["datasets"]),
         *(f"model@{name}" for name in params["models"]),
         *(f"eval@{model}-{data}" for model, data in pairs),
+        "reader",
         "report",
     }
     for name, dataset in params["datasets"].items():
@@ -152,6 +156,8 @@ def test_repro_on_a_fresh_copy_writes_every_stage_outputs(reproduced):
         assert len(manifest.read_text().splitlines()) == dataset["pages"]
     for name in params["models"]:
         assert (root / "models" / name / "config.json").is_file()
+    lineage = json.loads((root / "models" / "tiny-reader" / "lineage.json").read_text())
+    assert lineage["steps"] == SMALL_READER_STEPS and lineage["data"]["path"] == "data/eval/reader-train"
     report = (root / "results" / "report.md").read_text()
     for model, data in pairs:
         result = root / "results" / "eval" / model / data

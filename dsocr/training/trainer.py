@@ -97,7 +97,7 @@ def train(config: TrainConfig, progress: bool | None = None, resume: bool = Fals
             seen_tokens += sum(len(e.input_ids) for e in examples)
             seen_answer += sum(e.answer_tokens for e in examples)
             elapsed = time.perf_counter() - started
-            entry = {"step": step + 1, "loss": loss_value, "lr": optimizer.param_groups[0]["lr"]}
+            entry = {"step": step + 1, "loss": loss_value, "lr": optimizer.param_groups[0]["lr"], "elapsed_s": elapsed}
             if config.eval_every and ((step + 1) % config.eval_every == 0 or step + 1 == total_steps):
                 final_eval = evaluate(model, tokenizer, eval_pages, config)
                 entry["eval"] = final_eval
